@@ -1,0 +1,105 @@
+"""Entry point of the service.
+
+    python app.py remove INPUT OUTPUT [OPTIONS]  cut out one image from the command line
+
+Every flag is a row of the settings table (``core/settings.py``); ``--help`` lists
+them with their environment variables. Logging is configured here and only here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.errors import RemovalError
+from core.settings import Settings, SettingsError, build_parser, load_settings
+
+log = logging.getLogger("app")
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _remove_parser() -> argparse.ArgumentParser:
+    parser = build_parser(prog="app.py remove", description="Remove the background of one image.")
+    parser.add_argument("input", type=Path, help="image file (decoded by content, not by name)")
+    parser.add_argument("output", type=Path, help="where to write the result")
+    parser.add_argument("--model", help="model name (default: --default-model)")
+    parser.add_argument("--provider", help="cpu, cuda, tensorrt, openvino or auto")
+    parser.add_argument("--format", dest="output_format", help="png, webp or jpeg (default: from OUTPUT's suffix)")
+    parser.add_argument("--quality", type=int, help="lossy WebP/JPEG quality 1-100 (default: lossless WebP, JPEG 90)")
+    parser.add_argument("--only-mask", action="store_true", help="write the mask instead of the cutout")
+    parser.add_argument("--bgcolor", help="background colour r,g,b[,a] or #rrggbb")
+    parser.add_argument("--crop", action="store_true", help="crop to the subject")
+    parser.add_argument("--crop-margin", type=int, default=0, help="margin around the subject, pixels")
+    parser.add_argument("--alpha-matting", action="store_true", help="refine edges with alpha matting")
+    parser.add_argument("--post-process-mask", action="store_true", help="smooth the mask")
+    return parser
+
+
+def remove_command(argv: Sequence[str]) -> int:
+    from core import Engine, RemovalOptions
+
+    parser = _remove_parser()
+    args = parser.parse_args(list(argv))
+    settings = load_settings(argv, parser=parser)
+    configure_logging(settings)
+    suffix = args.output.suffix.lower().lstrip(".")
+    options = RemovalOptions(
+        model=args.model,
+        provider=args.provider,
+        output_format=args.output_format or (suffix if suffix in ("png", "webp", "jpg", "jpeg") else "png"),
+        quality=args.quality,
+        only_mask=args.only_mask,
+        bgcolor=args.bgcolor,
+        crop=args.crop,
+        crop_margin=args.crop_margin,
+        alpha_matting=args.alpha_matting,
+        post_process_mask=args.post_process_mask,
+    )
+    result = Engine(settings).remove(args.input, options)
+    tmp = args.output.with_name(f".{args.output.name}.part")
+    tmp.write_bytes(result.data)
+    tmp.replace(args.output)  # atomic: never a half-written output
+    t = result.timings
+    log.info(
+        "%s -> %s: %dx%d, %s on %s, %.0f ms (inference %.0f ms)",
+        args.input,
+        args.output,
+        result.image.width,
+        result.image.height,
+        result.model,
+        result.provider,
+        t["total"],
+        t["inference"],
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args[:1] == ["remove"]:
+            return remove_command(args[1:])
+        print("usage: python app.py remove INPUT OUTPUT [OPTIONS]  (see --help)", file=sys.stderr)
+        return 2
+    except SettingsError as exc:
+        print(f"app.py: {exc}", file=sys.stderr)
+        return 2
+    except RemovalError as exc:
+        print(f"app.py: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Pixel work around the network: input tensor, mask, cutout, backgrounds, crop, encoding.
+
+The resampling matches rembg exactly (Pillow LANCZOS, same arithmetic), so masks
+equal ``rembg.remove()``'s; the large resizes are split into horizontal stripes
+computed on all cores, which Pillow's box argument makes bit-identical to one call.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+
+import numpy as np
+from PIL import Image, ImageChops, ImageOps
+
+from core.providers import physical_cores
+
+try:  # fpng writes PNG ~20x faster than zlib at a ~1.4x larger file; optional.
+    import fpng as _fpng
+except ImportError:  # pragma: no cover - exercised only where fpng is missing
+    _fpng = None
+
+#: Below this many output pixels a single Pillow call beats the thread hand-off.
+_STRIPE_MIN_PIXELS = 250_000
+#: Alpha at or under this counts as background when cropping to the subject.
+CROP_ALPHA_THRESHOLD = 10
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=physical_cores(), thread_name_prefix="resize")
+
+
+def _stripe_bounds(src_rows: int, rows: int, parts: int) -> list[int]:
+    """Row bounds near an even split where every bound maps to a whole source row.
+
+    Only such bounds keep Pillow's filter centres, and so its output, bit-identical
+    to one call; sizes with no such bound get a single stripe.
+    """
+    step = rows // math.gcd(src_rows, rows)
+    inner = {round(rows * i / parts / step) * step for i in range(1, parts)}
+    return [0, *sorted(b for b in inner if 0 < b < rows), rows]
+
+
+def resize(
+    im: Image.Image, size: tuple[int, int], resample: Image.Resampling = Image.Resampling.LANCZOS
+) -> Image.Image:
+    """``im.resize(size, resample)``, computed in row stripes on every core.
+
+    Each stripe passes its source rows as ``box``; Pillow still reads the filter's
+    support from outside the box, so the stripes join into the same pixels.
+    """
+    width, height = size
+    parts = physical_cores()
+    if parts < 2 or max(width * height, im.width * im.height) < _STRIPE_MIN_PIXELS:
+        return im.resize(size, resample)
+    bounds = _stripe_bounds(im.height, height, parts)
+    if len(bounds) < 3:
+        return im.resize(size, resample)
+    futures = [
+        _pool().submit(
+            im.resize, (width, y1 - y0), resample, (0, y0 * im.height // height, im.width, y1 * im.height // height)
+        )
+        for y0, y1 in itertools.pairwise(bounds)
+    ]
+    out = Image.new(im.mode, size)
+    for y0, future in zip(bounds, futures, strict=False):
+        out.paste(future.result(), (0, y0))
+    return out
+
+
+def to_tensor(im: Image.Image, size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """The network input, exactly as rembg's ``BaseSession.normalize`` builds it."""
+    rgb = im if im.mode == "RGB" else im.convert("RGB")
+    arr = np.asarray(resize(rgb, (size, size)))
+    x = arr / max(float(arr.max()), 1e-6)
+    x = (x - np.asarray(mean)) / np.asarray(std)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None].astype(np.float32))
+
+
+def to_mask(prediction: np.ndarray, size: tuple[int, int]) -> Image.Image:
+    """Network output (1x1xSxS) -> an "L" mask of ``size``, as rembg's ``predict`` does."""
+    pred = prediction[0, 0]
+    lo, hi = pred.min(), pred.max()
+    # rembg divides by (hi - lo) unguarded; a flat prediction means "no subject" here.
+    pred = (pred - lo) / (hi - lo) if hi > lo else np.zeros_like(pred)
+    small = Image.fromarray((pred.clip(0, 1) * 255).astype(np.uint8), "L")
+    return resize(small, size)
+
+
+def post_process_mask(mask: Image.Image) -> Image.Image:
+    """rembg's morphological smoothing (opening, blur, threshold)."""
+    from rembg.bg import post_process  # heavy import (scipy, skimage); only when asked
+
+    return Image.fromarray(post_process(np.asarray(mask)))
+
+
+def alpha_matting(im: Image.Image, mask: Image.Image, fg: int, bg: int, erode: int) -> Image.Image | None:
+    """rembg's closed-form alpha matting; None where the trimap is degenerate (rembg falls back too)."""
+    from rembg.bg import alpha_matting_cutout
+
+    try:
+        matted: Image.Image = alpha_matting_cutout(im, mask, fg, bg, erode)
+        return matted
+    except ValueError:
+        return None
+
+
+def cutout(im: Image.Image, mask: Image.Image, clear_hidden: bool = True) -> Image.Image:
+    """RGBA with ``mask`` as (straight, not premultiplied) alpha.
+
+    Colour stays intact on soft edges (rembg's naive cutout premultiplies it, which
+    darkens edges). With ``clear_hidden``, pixels with zero alpha become transparent
+    black so the removed background cannot be recovered from the file; outputs that
+    discard hidden colour anyway (WebP, JPEG, a background) skip that pass.
+    """
+    if im.mode == "RGBA":
+        alpha = ImageChops.multiply(im.getchannel("A"), mask)
+        rgba = im.copy()
+    else:
+        alpha = mask
+        rgba = im.convert("RGBA")
+    rgba.putalpha(alpha)
+    if not clear_hidden:
+        return rgba
+    # One 32-bit multiply per pixel by 0 or 1: a third of the time of Pillow's masked paste.
+    arr = np.array(rgba)
+    pixels = arr.view(np.uint32)[..., 0]
+    pixels *= arr[..., 3] != 0
+    return Image.frombuffer("RGBA", rgba.size, arr, "raw", "RGBA", 0, 1)
+
+
+def over_color(rgba: Image.Image, color: tuple[int, int, int, int]) -> Image.Image:
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, color), rgba)
+
+
+def over_image(rgba: Image.Image, background: Image.Image) -> Image.Image:
+    """Composite over ``background`` scaled to cover the cutout and centre-cropped."""
+    fitted = ImageOps.fit(background.convert("RGBA"), rgba.size, Image.Resampling.LANCZOS)
+    return Image.alpha_composite(fitted, rgba)
+
+
+def subject_box(alpha: Image.Image, margin: int) -> tuple[int, int, int, int] | None:
+    """Bounding box of the subject plus ``margin`` pixels, clamped; None when there is none."""
+    box = alpha.point(lambda v: 255 if v > CROP_ALPHA_THRESHOLD else 0).getbbox()
+    if box is None:
+        return None
+    left, top, right, bottom = box
+    return (
+        max(0, left - margin),
+        max(0, top - margin),
+        min(alpha.width, right + margin),
+        min(alpha.height, bottom + margin),
+    )
+
+
+def encode(im: Image.Image, fmt: str, quality: int | None) -> bytes:
+    """Encode once, in the output format. JPEG has no alpha: callers flatten first."""
+    if fmt == "png" and _fpng is not None and im.mode in ("RGB", "RGBA"):
+        return bytes(_fpng.from_ndarray(np.asarray(im)))
+    buf = io.BytesIO()
+    if fmt == "png":
+        im.save(buf, "PNG", compress_level=1)
+    elif fmt == "webp" and quality is None:
+        # Lossless at the lowest effort: same pixels, ~15x faster than Pillow's default
+        # effort. exact=False (the default) lets libwebp blank the colour of hidden pixels.
+        im.save(buf, "WEBP", lossless=True, quality=0, method=0)
+    elif fmt == "webp":
+        im.save(buf, "WEBP", quality=quality, method=2)
+    else:
+        im.save(buf, "JPEG", quality=quality or 90)
+    return buf.getvalue()

@@ -1,0 +1,166 @@
+"""``remove_background``: decode, preprocess, infer, postprocess, encode; timed per stage.
+
+The one function every edge calls. ``Engine`` holds the settings and the shared
+session cache; ``remove_background`` uses a process-wide default engine unless
+one is passed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from core import imaging
+from core.decode import Limits, decode
+from core.options import MEDIA_TYPES, RemovalOptions
+from core.sessions import SessionCache
+from core.settings import Settings, load_settings
+
+STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
+
+
+@dataclass
+class RemovalResult:
+    data: bytes  # encoded once, in the requested format
+    media_type: str
+    image: Image.Image  # the output as encoded (RGBA, RGB or L)
+    mask: Image.Image  # the alpha mask, "L", at the input's size
+    model: str
+    provider: str  # the provider that really ran
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage and total
+
+    @property
+    def format(self) -> str:
+        return self.media_type.split("/")[1]
+
+    def report(self) -> dict[str, Any]:
+        """JSON-safe summary: what ran, sizes and timings (for the UI and APIs)."""
+        return {
+            "model": self.model,
+            "provider": self.provider,
+            "width": self.image.width,
+            "height": self.image.height,
+            "format": self.format,
+            "bytes": len(self.data),
+            "timings_ms": {k: round(v, 1) for k, v in self.timings.items()},
+        }
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = (now - self.last) * 1000
+        self.last = now
+
+    def total(self) -> dict[str, float]:
+        self.timings["total"] = (self.last - self.start) * 1000
+        return self.timings
+
+
+class Engine:
+    """Settings plus the session cache; share one per process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.sessions = SessionCache(settings)
+        self.limits = Limits(settings.max_upload_bytes, settings.max_pixels)
+
+    def remove(self, image: Any, options: RemovalOptions | None = None) -> RemovalResult:
+        opts = (options or RemovalOptions()).validated()
+        # Resolve the session first: a bad model or provider fails before any decoding.
+        session = self.sessions.get(
+            opts.model or self.settings.default_model, opts.provider or self.settings.default_provider
+        )
+        clock = _Clock()
+        im = decode(image, self.limits)
+        background = None if opts.background_image is None else decode(opts.background_image, self.limits)
+        clock.lap("decode")
+
+        spec = session.spec
+        tensor = imaging.to_tensor(im, spec.input_size, spec.mean, spec.std)
+        clock.lap("preprocess")
+        prediction = session.run(tensor)
+        clock.lap("inference")
+
+        mask = imaging.to_mask(prediction, im.size)
+        if opts.post_process_mask:
+            mask = imaging.post_process_mask(mask)
+        out, mask = self._compose(im, mask, opts, background)
+        clock.lap("postprocess")
+
+        data = imaging.encode(out, opts.output_format, opts.quality)
+        clock.lap("encode")
+        return RemovalResult(
+            data=data,
+            media_type=MEDIA_TYPES[opts.output_format],
+            image=out,
+            mask=mask,
+            model=spec.name,
+            provider=session.provider,
+            timings=clock.total(),
+        )
+
+    @staticmethod
+    def _compose(
+        im: Image.Image, mask: Image.Image, opts: RemovalOptions, background: Image.Image | None
+    ) -> tuple[Image.Image, Image.Image]:
+        """The output image and its final mask (after matting and cropping)."""
+        matted = None
+        if opts.alpha_matting:
+            matted = imaging.alpha_matting(
+                im,
+                mask,
+                opts.alpha_matting_foreground_threshold,
+                opts.alpha_matting_background_threshold,
+                opts.alpha_matting_erode_size,
+            )
+            if matted is not None:
+                mask = matted.getchannel("A")
+        if opts.crop:
+            box = imaging.subject_box(mask, opts.crop_margin)
+            if box is not None:
+                im, mask = im.crop(box), mask.crop(box)
+                matted = matted.crop(box) if matted is not None else None
+        if opts.only_mask:
+            return mask, mask
+        # Hidden colour needs clearing only where it would survive into the file.
+        clear = opts.output_format == "png" and background is None and opts.bgcolor is None
+        out = matted if matted is not None else imaging.cutout(im, mask, clear_hidden=clear)
+        if background is not None:
+            out = imaging.over_image(out, background)
+        elif opts.color is not None:
+            out = imaging.over_color(out, opts.color)
+        if opts.output_format == "jpeg":
+            # JPEG has no alpha: flatten on the requested colour, white by default.
+            if out.mode == "RGBA":
+                out = imaging.over_color(out, opts.color or (255, 255, 255, 255))
+            out = out.convert("RGB")
+        return out, mask
+
+
+_default: Engine | None = None
+_default_lock = threading.Lock()
+
+
+def default_engine() -> Engine:
+    """A process-wide engine built from the environment (for library callers)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Engine(load_settings())
+        return _default
+
+
+def remove_background(
+    image: Any, options: RemovalOptions | None = None, *, engine: Engine | None = None
+) -> RemovalResult:
+    """Remove the background of ``image`` (bytes, path, PIL image or numpy array)."""
+    return (engine or default_engine()).remove(image, options)

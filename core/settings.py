@@ -1,0 +1,185 @@
+"""The one settings table, read once into a frozen ``Settings`` object.
+
+Each field of ``Settings`` is a row: name, type, default, help and environment
+variable. The CLI flags (``app.py --help``), the README's settings table and the
+health endpoint are all generated from ``SETTINGS``. This module is the only
+place in the project that reads ``os.environ``; everything else receives a
+``Settings`` object explicitly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROVIDER_NAMES = ("auto", "cpu", "cuda", "tensorrt", "openvino")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+ENV_PREFIX = "REMBG_WEBUI_"
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value (from a flag or an environment variable)."""
+
+
+def _setting(default: Any, help: str, env: str | None = None, **extra: Any) -> Any:
+    return field(default=default, metadata={"help": help, "env": env, **extra})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the service. Build with ``load_settings``; never mutate."""
+
+    model_home: Path = _setting(  # noqa: RUF009 - a constant, evaluated once like any default
+        Path("~/.u2net").expanduser(),
+        "Folder holding the model weights (shared with rembg).",
+        env="U2NET_HOME",
+    )
+    default_model: str = _setting("u2net", "Model used when a request names none.")
+    default_provider: str = _setting("auto", "Execution provider when a request names none.", choices=PROVIDER_NAMES)
+    fetch_missing: bool = _setting(True, "Fetch a missing model on first use (else fail with the fetch command).")
+    threads: int = _setting(0, "onnxruntime intra-op threads per session; 0 = physical cores.")
+    inference_concurrency: int = _setting(
+        1, "Requests that may run inference at once on one session (1 serialises CPU)."
+    )
+    max_upload_bytes: int = _setting(32 * 1024 * 1024, "Largest accepted input, in bytes.")
+    max_pixels: int = _setting(40_000_000, "Largest accepted input, width x height.")
+    host: str = _setting("127.0.0.1", "Address to listen on (0.0.0.0 for all).")
+    port: int = _setting(7860, "Port for the WebUI, the Gradio API and the REST API.")
+    share: bool = _setting(False, "Create a public Gradio share link.")
+    auth: str | None = _setting(None, "user:password, or a file with one user:password per line, to require a login.")
+    queue_size: int = _setting(32, "Requests waiting in Gradio's queue before new ones are refused.")
+    mcp: bool = _setting(False, "Also serve the endpoints as MCP tools.")
+    log_level: str = _setting("info", "Logging level.", choices=LOG_LEVELS)
+
+    def public_dict(self) -> dict[str, Any]:
+        """The settings as JSON-safe values, secrets masked (for the health endpoint)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "auth":
+                value = "set" if value else None
+            out[f.name] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+SETTINGS: tuple[dataclasses.Field[Any], ...] = dataclasses.fields(Settings)
+
+
+def env_name(f: dataclasses.Field[Any]) -> str:
+    return f.metadata.get("env") or ENV_PREFIX + f.name.upper()
+
+
+def flag_name(f: dataclasses.Field[Any]) -> str:
+    return "--" + f.name.replace("_", "-")
+
+
+def _kind(f: dataclasses.Field[Any]) -> str:
+    # Annotations are strings under ``from __future__ import annotations``.
+    return str(f.type).split(" |")[0]
+
+
+def _convert(f: dataclasses.Field[Any], raw: str, source: str) -> Any:
+    kind = _kind(f)
+    try:
+        if kind == "bool":
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "Path":
+            return Path(raw).expanduser()
+        return raw
+    except ValueError:
+        raise SettingsError(f"{source}: expected {kind}, got {raw!r}") from None
+
+
+def _validate(s: Settings) -> None:
+    from models.registry import MODELS  # models imports core.errors; import late
+
+    for f in SETTINGS:
+        choices = f.metadata.get("choices")
+        if choices and getattr(s, f.name) not in choices:
+            raise SettingsError(f"{flag_name(f)}: choose one of {', '.join(choices)}")
+    if s.default_model not in MODELS:
+        raise SettingsError(f"--default-model: choose one of {', '.join(MODELS)}")
+    if not 0 < s.port < 65536:
+        raise SettingsError("--port: must be between 1 and 65535")
+    for name in ("max_upload_bytes", "max_pixels", "queue_size", "inference_concurrency"):
+        if getattr(s, name) < 1:
+            raise SettingsError(f"--{name.replace('_', '-')}: must be at least 1")
+    if s.threads < 0:
+        raise SettingsError("--threads: must be 0 (auto) or more")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2, no usage dump
+        raise SettingsError(message)
+
+
+def build_parser(prog: str = "app.py", description: str | None = None) -> argparse.ArgumentParser:
+    """The CLI flags, one per row of the table; defaults come from the environment."""
+    parser = _Parser(prog=prog, description=description, allow_abbrev=False)
+    for f in SETTINGS:
+        help_text = f"{f.metadata['help']} [env {env_name(f)}; default {f.default}]"
+        if _kind(f) == "bool":
+            parser.add_argument(
+                flag_name(f),
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                flag_name(f),
+                dest=f.name,
+                default=None,
+                metavar=f.name.upper(),
+                choices=f.metadata.get("choices"),
+                help=help_text,
+            )
+    return parser
+
+
+def load_settings(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    parser: argparse.ArgumentParser | None = None,
+) -> Settings:
+    """Defaults, overridden by environment variables, overridden by flags.
+
+    Raises ``SettingsError`` with a one-line message on any bad value.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in SETTINGS:
+        raw = env.get(env_name(f))
+        if raw is not None:
+            values[f.name] = _convert(f, raw, env_name(f))
+    if argv is not None:
+        args = (parser or build_parser()).parse_args(list(argv))
+        for f in SETTINGS:
+            raw = getattr(args, f.name, None)
+            if raw is not None:
+                values[f.name] = raw if isinstance(raw, bool) else _convert(f, raw, flag_name(f))
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def settings_table_markdown() -> str:
+    """The README's settings table, generated from the same rows."""
+    lines = ["| flag | environment variable | default | meaning |", "|---|---|---|---|"]
+    for f in SETTINGS:
+        default = "~/.u2net" if f.name == "model_home" else f.default
+        lines.append(f"| `{flag_name(f)}` | `{env_name(f)}` | `{default}` | {f.metadata['help']} |")
+    return "\n".join(lines)

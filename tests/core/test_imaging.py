@@ -1,0 +1,67 @@
+"""Unit tier: the pixel work is bit-identical to rembg's where it claims to be."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core import imaging
+from tests.conftest import FIXTURES
+
+
+@pytest.mark.parametrize("size", [(320, 320), (1920, 1080), (999, 37), (5, 4000), (640, 1134), (700, 567)])
+def test_striped_resize_is_exact(size: tuple[int, int]) -> None:
+    src = Image.open(FIXTURES / "cloth-1.jpg").convert("RGB")
+    expected = np.asarray(src.resize(size, Image.Resampling.LANCZOS))
+    assert np.array_equal(np.asarray(imaging.resize(src, size)), expected)
+
+
+def test_tensor_equals_rembg_normalize() -> None:
+    from rembg.sessions.base import BaseSession
+
+    class Input:
+        name = "input.1"
+
+    class Inner:
+        def get_inputs(self) -> list[Input]:
+            return [Input()]
+
+    class Fake:  # only the attribute rembg's normalize reads
+        inner_session = Inner()
+
+    im = Image.open(FIXTURES / "plants-1.jpg")
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    expected = BaseSession.normalize(Fake(), im, mean, std, (320, 320))["input.1"]  # type: ignore[arg-type]
+    actual = imaging.to_tensor(im, 320, mean, std)
+    assert actual.dtype == np.float32 and actual.shape == (1, 3, 320, 320)
+    assert np.array_equal(actual, expected)
+
+
+def test_flat_prediction_is_empty_mask() -> None:
+    mask = imaging.to_mask(np.ones((1, 1, 8, 8), np.float32), (20, 10))
+    assert mask.size == (20, 10) and not np.asarray(mask).any()
+
+
+def test_cutout_multiplies_existing_alpha() -> None:
+    im = Image.new("RGBA", (4, 4), (10, 20, 30, 128))
+    mask = Image.new("L", (4, 4), 255)
+    assert np.asarray(imaging.cutout(im, mask))[0, 0, 3] == 128
+
+
+def test_subject_box() -> None:
+    alpha = Image.new("L", (100, 50), 0)
+    alpha.paste(255, (10, 20, 30, 40))
+    assert imaging.subject_box(alpha, 0) == (10, 20, 30, 40)
+    assert imaging.subject_box(alpha, 15) == (0, 5, 45, 50)
+    assert imaging.subject_box(Image.new("L", (5, 5), 3), 0) is None
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "RGB", "L"])
+def test_png_roundtrip(mode: str) -> None:
+    arr = np.random.default_rng(1).integers(0, 256, (33, 17, len(mode)), dtype=np.uint8)
+    im = Image.fromarray(arr[..., 0] if mode == "L" else arr, mode)
+    back = Image.open(io.BytesIO(imaging.encode(im, "png", None)))
+    assert back.mode == mode and np.array_equal(np.asarray(back), np.asarray(im))

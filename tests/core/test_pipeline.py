@@ -1,0 +1,232 @@
+"""Model tier: the real u2net/u2netp weights through ``remove_background``.
+
+Parity against ``rembg.remove()`` on the same weights, golden images, every
+option, the reported provider and timings.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core import Engine, RemovalOptions, remove_background
+from tests.conftest import (
+    FIXTURES,
+    PHOTOS,
+    alpha_of,
+    fixture_bytes,
+    mask_agreement,
+    save_failure,
+)
+
+pytestmark = pytest.mark.model
+
+MAX_MAD = 0.5
+MIN_IOU = 0.999
+
+
+@pytest.fixture(scope="module")
+def rembg_sessions() -> dict[str, object]:
+    from rembg import new_session
+
+    return {name: new_session(name) for name in ("u2net", "u2netp")}
+
+
+@pytest.mark.parametrize("model", ["u2net", "u2netp"])
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_mask_matches_rembg(engine: Engine, rembg_sessions: dict[str, object], model: str, photo: str) -> None:
+    from rembg import remove
+
+    data = fixture_bytes(photo)
+    result = engine.remove(data, RemovalOptions(model=model, provider="cpu"))
+    expected = alpha_of(remove(data, session=rembg_sessions[model]))
+    mad, iou = mask_agreement(alpha_of(result.image), expected)
+    if mad > MAX_MAD or iou < MIN_IOU:
+        save_failure(f"parity-{model}-{photo}", result.image, Image.fromarray(expected.astype(np.uint8)))
+    assert mad <= MAX_MAD and iou >= MIN_IOU, (mad, iou)
+
+
+@pytest.mark.parametrize("model", ["u2net", "u2netp"])
+def test_golden_rembg_output(engine: Engine, model: str) -> None:
+    """rembg's own committed output for anime-girl-1 (tests/fixtures)."""
+    expected_image = Image.open(FIXTURES / f"anime-girl-1.{model}.png")
+    result = engine.remove(fixture_bytes("anime-girl-1.jpg"), RemovalOptions(model=model))
+    mad, iou = mask_agreement(alpha_of(result.image), alpha_of(expected_image))
+    if mad > MAX_MAD or iou < MIN_IOU:
+        save_failure(f"golden-{model}", result.image, expected_image)
+    assert mad <= MAX_MAD and iou >= MIN_IOU, (mad, iou)
+
+
+def test_result_fields(engine: Engine) -> None:
+    result = engine.remove(fixture_bytes("car-1.jpg"))
+    assert result.model == "u2net"
+    assert result.provider == "cpu"  # auto on a machine without an accelerator
+    assert result.media_type == "image/png"
+    assert set(result.timings) == {"decode", "preprocess", "inference", "postprocess", "encode", "total"}
+    assert result.timings["total"] >= result.timings["inference"] > 0
+    assert result.image.mode == "RGBA" and result.mask.mode == "L"
+    assert result.image.size == result.mask.size == (480, 360)
+    decoded = Image.open(io.BytesIO(result.data))
+    assert decoded.format == "PNG" and decoded.size == (480, 360)
+    assert np.array_equal(np.asarray(decoded), np.asarray(result.image))
+    report = result.report()
+    assert report["provider"] == "cpu" and report["width"] == 480
+
+
+def test_same_session_shared(engine: Engine) -> None:
+    a = engine.sessions.get("u2netp", "cpu")
+    b = engine.sessions.get("u2netp", "auto")
+    assert a is b
+    assert a.session.get_providers()[0] == "CPUExecutionProvider"
+
+
+def test_input_kinds_agree(engine: Engine, tmp_path: Path) -> None:
+    """bytes, a path, a PIL image and a numpy array give the same mask."""
+    data = fixture_bytes("coffee.png")
+    path = tmp_path / "no-extension"
+    path.write_bytes(data)
+    pil = Image.open(io.BytesIO(data))
+    opts = RemovalOptions(model="u2netp")
+    masks = [np.asarray(engine.remove(source, opts).mask) for source in (data, path, str(path), pil, np.asarray(pil))]
+    for mask in masks[1:]:
+        assert np.array_equal(mask, masks[0])
+
+
+def test_decodes_by_content_not_name(engine: Engine) -> None:
+    result = engine.remove(FIXTURES / "plants-1.jpg", RemovalOptions(model="u2netp"))  # a PNG in disguise
+    assert result.image.size == (987, 1481)
+
+
+def test_exif_orientation_applied(engine: Engine) -> None:
+    upright = Image.open(FIXTURES / "car-1.jpg")
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # what a camera stores for orientation 6
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", quality=95, exif=exif)
+    result = engine.remove(buf.getvalue(), RemovalOptions(model="u2netp"))
+    assert result.image.size == upright.size
+    plain = engine.remove(upright, RemovalOptions(model="u2netp"))
+    _, iou = mask_agreement(alpha_of(result.mask), alpha_of(plain.mask))
+    assert iou > 0.97  # re-encoded JPEG, so not identical, but the same subject the same way up
+
+
+def test_transparent_pixels_cleared(engine: Engine) -> None:
+    arr = np.asarray(engine.remove(fixture_bytes("car-1.jpg")).image)
+    hidden = arr[..., 3] == 0
+    assert hidden.any()
+    assert not arr[hidden][:, :3].any()
+    visible = arr[..., 3] == 255
+    original = np.asarray(Image.open(FIXTURES / "car-1.jpg"))
+    assert np.array_equal(arr[visible][:, :3], original[visible])  # straight alpha: colours kept
+
+
+def test_png_webp_jpeg_outputs(engine: Engine) -> None:
+    data = fixture_bytes("chelsea.png")
+    png = engine.remove(data, RemovalOptions(model="u2netp"))
+    lossless = engine.remove(data, RemovalOptions(model="u2netp", output_format="webp"))
+    decoded = Image.open(io.BytesIO(lossless.data))
+    assert lossless.media_type == "image/webp" and decoded.format == "WEBP"
+    # lossless WebP keeps every visible pixel and the alpha exactly
+    a, b = np.asarray(decoded.convert("RGBA")), np.asarray(png.image)
+    assert np.array_equal(a[..., 3], b[..., 3])
+    assert np.array_equal(a[b[..., 3] > 0], b[b[..., 3] > 0])
+    lossy = engine.remove(data, RemovalOptions(model="u2netp", output_format="webp", quality=60))
+    assert len(lossy.data) < len(lossless.data)
+    assert Image.open(io.BytesIO(lossy.data)).mode == "RGBA"
+    jpeg = engine.remove(data, RemovalOptions(model="u2netp", output_format="jpg"))
+    im = Image.open(io.BytesIO(jpeg.data))
+    assert jpeg.media_type == "image/jpeg" and im.format == "JPEG" and im.mode == "RGB"
+    background = png.mask.point(lambda v: 255 if v == 0 else 0)
+    pixels = np.asarray(im)[np.asarray(background) > 0]
+    assert pixels.mean() > 245  # composited on white
+
+
+def test_mask_only(engine: Engine) -> None:
+    result = engine.remove(fixture_bytes("car-1.jpg"), RemovalOptions(only_mask=True))
+    decoded = Image.open(io.BytesIO(result.data))
+    assert decoded.mode == "L"
+    assert np.array_equal(np.asarray(decoded), np.asarray(result.mask))
+    plain = engine.remove(fixture_bytes("car-1.jpg"))
+    assert np.array_equal(np.asarray(result.mask), alpha_of(plain.image).astype(np.uint8))
+
+
+def test_background_colour(engine: Engine) -> None:
+    result = engine.remove(fixture_bytes("car-1.jpg"), RemovalOptions(bgcolor=(0, 0, 255, 255)))
+    arr = np.asarray(result.image)
+    background = np.asarray(result.mask) == 0
+    assert (arr[background] == [0, 0, 255, 255]).all()
+    assert (arr[..., 3] == 255).all()
+
+
+def test_background_image(engine: Engine) -> None:
+    backdrop = Image.new("RGB", (64, 32), (10, 200, 30))
+    result = engine.remove(fixture_bytes("car-1.jpg"), RemovalOptions(background_image=backdrop))
+    arr = np.asarray(result.image)
+    background = np.asarray(result.mask) == 0
+    assert result.image.size == (480, 360)
+    assert (np.abs(arr[background][:, :3].astype(int) - [10, 200, 30]) <= 1).all()
+
+
+def test_crop_to_subject(engine: Engine) -> None:
+    full = engine.remove(fixture_bytes("car-1.jpg"))
+    box = full.mask.point(lambda v: 255 if v > 10 else 0).getbbox()
+    assert box is not None
+    cropped = engine.remove(fixture_bytes("car-1.jpg"), RemovalOptions(crop=True))
+    assert cropped.image.size == (box[2] - box[0], box[3] - box[1])
+    margin = engine.remove(fixture_bytes("car-1.jpg"), RemovalOptions(crop=True, crop_margin=5))
+    expected_w = min(480, box[2] + 5) - max(0, box[0] - 5)
+    assert margin.image.width == expected_w
+    assert cropped.mask.size == cropped.image.size
+
+
+def test_post_process_mask_matches_rembg(engine: Engine, rembg_sessions: dict[str, object]) -> None:
+    from rembg import remove
+
+    data = fixture_bytes("anime-girl-1.jpg")
+    result = engine.remove(data, RemovalOptions(post_process_mask=True))
+    expected = alpha_of(remove(data, session=rembg_sessions["u2net"], post_process_mask=True))
+    assert set(np.unique(np.asarray(result.mask))) <= {0, 255}
+    mad, iou = mask_agreement(alpha_of(result.image), expected)
+    assert mad <= MAX_MAD and iou >= MIN_IOU
+
+
+def test_alpha_matting_matches_rembg(engine: Engine, rembg_sessions: dict[str, object]) -> None:
+    from rembg import remove
+
+    data = fixture_bytes("car-1.jpg")
+    opts = RemovalOptions(alpha_matting=True, alpha_matting_erode_size=15)
+    result = engine.remove(data, opts)
+    expected = alpha_of(remove(data, session=rembg_sessions["u2net"], alpha_matting=True, alpha_matting_erode_size=15))
+    mad, iou = mask_agreement(alpha_of(result.image), expected)
+    assert mad <= MAX_MAD and iou >= MIN_IOU
+    plain = engine.remove(data)
+    assert not np.array_equal(np.asarray(result.mask), np.asarray(plain.mask))
+    assert np.array_equal(np.asarray(result.mask), alpha_of(result.image).astype(np.uint8))
+
+
+def test_concurrent_requests_share_one_session(engine: Engine) -> None:
+    photos = ["car-1.jpg", "chelsea.png", "coffee.png", "rocket.jpg"]
+    expected = {p: np.asarray(engine.remove(fixture_bytes(p), RemovalOptions(model="u2netp")).mask) for p in photos}
+    got: dict[str, np.ndarray] = {}
+
+    def work(photo: str) -> None:
+        got[photo] = np.asarray(engine.remove(fixture_bytes(photo), RemovalOptions(model="u2netp")).mask)
+
+    threads = [threading.Thread(target=work, args=(p,)) for p in photos]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for photo in photos:
+        assert np.array_equal(got[photo], expected[photo]), photo
+
+
+def test_module_level_function_uses_default_engine() -> None:
+    result = remove_background(fixture_bytes("car-1.jpg"), RemovalOptions(model="u2netp", provider="cpu"))
+    assert result.provider == "cpu" and result.model == "u2netp"

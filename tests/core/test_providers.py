@@ -1,0 +1,41 @@
+"""Unit tier: provider names, availability reasons and the auto order."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import providers
+from core.errors import InvalidOption, ProviderUnavailable
+
+
+def test_every_provider_listed_with_a_reason() -> None:
+    listed = {p.name: p for p in providers.available_providers()}
+    assert set(listed) == {"cpu", "cuda", "tensorrt", "openvino"}
+    assert listed["cpu"].available
+    for info in listed.values():
+        assert info.reason
+
+
+def test_auto_ends_with_cpu() -> None:
+    assert providers.resolve("auto")[-1] == "cpu"
+
+
+def test_unknown_name() -> None:
+    with pytest.raises(InvalidOption):
+        providers.resolve("gpu")
+
+
+def test_unavailable_names_the_reason() -> None:
+    for info in providers.available_providers():
+        if not info.available:
+            with pytest.raises(ProviderUnavailable, match=info.name):
+                providers.resolve(info.name)
+
+
+def test_cpu_list_has_no_accelerator() -> None:
+    assert providers.ort_providers("cpu") == ["CPUExecutionProvider"]
+    assert providers.ort_providers("cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_physical_cores_positive() -> None:
+    assert providers.physical_cores() >= 1

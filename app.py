@@ -1,5 +1,6 @@
 """Entry point of the service.
 
+    python app.py [FLAGS]                        serve the WebUI, the Gradio API and the REST API
     python app.py remove INPUT OUTPUT [OPTIONS]  cut out one image from the command line
 
 Every flag is a row of the settings table (``core/settings.py``); ``--help`` lists
@@ -84,13 +85,21 @@ def remove_command(argv: Sequence[str]) -> int:
     return 0
 
 
+def serve(argv: Sequence[str]) -> int:
+    settings = load_settings(argv, parser=build_parser(description=__doc__.split("\n\n")[0]))
+    configure_logging(settings)
+    from api.server import serve as run_server  # gradio loads only when serving
+
+    run_server(settings)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if args[:1] == ["remove"]:
             return remove_command(args[1:])
-        print("usage: python app.py remove INPUT OUTPUT [OPTIONS]  (see --help)", file=sys.stderr)
-        return 2
+        return serve(args)
     except SettingsError as exc:
         print(f"app.py: {exc}", file=sys.stderr)
         return 2

@@ -78,10 +78,12 @@ def _int_in(value: object, low: int, high: int) -> bool:
 
 
 def parse_color(value: object) -> tuple[int, int, int, int]:
-    """An RGB(A) colour from a tuple/list, ``"r,g,b[,a]"`` or ``#rrggbb[aa]``."""
+    """An RGB(A) colour from a tuple/list, ``"r,g,b[,a]"``, ``#rrggbb[aa]`` or CSS ``rgb[a](...)``."""
     parts: list[object]
     if isinstance(value, str):
         text = value.strip()
+        if text.lower().startswith(("rgb(", "rgba(")) and text.endswith(")"):
+            return _css_color(text)
         if text.startswith("#") and len(text) in (7, 9):
             try:
                 parts = [int(text[i : i + 2], 16) for i in range(1, len(text), 2)]
@@ -102,3 +104,15 @@ def parse_color(value: object) -> tuple[int, int, int, int]:
     if len(ints) == 3:
         ints.append(255)
     return (ints[0], ints[1], ints[2], ints[3])
+
+
+def _css_color(text: str) -> tuple[int, int, int, int]:
+    """CSS ``rgb(r, g, b)`` / ``rgba(r, g, b, a)`` with alpha from 0 to 1 (what colour pickers send)."""
+    body = text[text.index("(") + 1 : -1]
+    try:
+        numbers = [float(p) for p in body.replace("/", ",").split(",")]
+    except ValueError:
+        raise InvalidOption("bgcolor", f"{text!r} is not a CSS colour") from None
+    if len(numbers) == 4:
+        numbers[3] *= 255
+    return parse_color([round(n) for n in numbers])

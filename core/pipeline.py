@@ -19,6 +19,7 @@ from core.decode import Limits, decode
 from core.options import MEDIA_TYPES, RemovalOptions
 from core.sessions import SessionCache
 from core.settings import Settings, load_settings
+from core.telemetry import RequestLog
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
 
@@ -72,6 +73,7 @@ class Engine:
         self.settings = settings
         self.sessions = SessionCache(settings)
         self.limits = Limits(settings.max_upload_bytes, settings.max_pixels)
+        self.requests = RequestLog()
 
     def remove(self, image: Any, options: RemovalOptions | None = None) -> RemovalResult:
         opts = (options or RemovalOptions()).validated()
@@ -98,6 +100,8 @@ class Engine:
 
         data = imaging.encode(out, opts.output_format, opts.quality)
         clock.lap("encode")
+        timings = clock.total()
+        self.requests.record(session.provider, spec.name, im.width * im.height, timings)
         return RemovalResult(
             data=data,
             media_type=MEDIA_TYPES[opts.output_format],
@@ -105,7 +109,7 @@ class Engine:
             mask=mask,
             model=spec.name,
             provider=session.provider,
-            timings=clock.total(),
+            timings=timings,
         )
 
     @staticmethod

@@ -58,3 +58,16 @@ def test_bad_values_name_the_option(kwargs: dict[str, object], option: str) -> N
     with pytest.raises(InvalidOption) as info:
         RemovalOptions(**kwargs).validated()  # type: ignore[arg-type]
     assert info.value.option == option
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("rgb(1, 2, 3)", (1, 2, 3, 255)), ("rgba(10, 20, 30, 0.5)", (10, 20, 30, 128)), ("RGBA(0,0,0,1)", (0, 0, 0, 255))],
+)
+def test_css_colours(value: str, expected: tuple[int, ...]) -> None:
+    assert parse_color(value) == expected
+
+
+def test_bad_css_colour() -> None:
+    with pytest.raises(InvalidOption):
+        parse_color("rgb(a, b, c)")

@@ -1,0 +1,1 @@
+"""HTTP edges: the rembg-compatible REST API (``api.rest``) and the server assembly (``api.server``)."""

@@ -1,0 +1,174 @@
+"""The REST API: ``POST /api/remove`` (drop-in for ``rembg s`` clients) and ``GET /healthz``.
+
+Every parameter arrives as text and is parsed here, so that every error, a
+missing file field included, leaves in one JSON shape:
+``{"error": {"code": "...", "message": "..."}}`` with 400/401/413/415/503.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import threading
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from core import Engine, ImageTooLarge, InvalidOption, RemovalError, RemovalOptions, available_providers
+
+VERSION = "0.1.0"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one JSON error shape of the REST API."""
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def _flag(name: str, value: str | None) -> bool:
+    if value is None:
+        return False
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise InvalidOption(name, "must be true or false")
+
+
+def _int(name: str, value: str | None, default: int) -> int:
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidOption(name, "must be an integer") from None
+
+
+class BasicAuth:
+    """HTTP Basic credentials for the REST routes (Gradio's own login covers the UI)."""
+
+    def __init__(self, users: list[tuple[str, str]]) -> None:
+        self.users = users
+
+    def allows(self, request: Request) -> bool:
+        if not self.users:
+            return True
+        header = request.headers.get("authorization", "")
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, _, password = base64.b64decode(encoded).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        # compare every pair in full, so timing does not reveal which part was wrong
+        return any(secrets.compare_digest(user, u) & secrets.compare_digest(password, p) for u, p in self.users)
+
+
+def create_router(engine: Engine, users: list[tuple[str, str]], queue_depth: Callable[[], int]) -> APIRouter:
+    """The REST routes over ``engine``; ``users`` empty means no login."""
+    settings = engine.settings
+    auth = BasicAuth(users)
+    in_flight = threading.BoundedSemaphore(settings.queue_size)
+    counter = {"in_flight": 0}
+    router = APIRouter()
+
+    @router.post(
+        "/api/remove",
+        tags=["Background removal"],
+        summary="Remove the background of an uploaded image",
+        response_class=Response,
+        responses={
+            200: {"content": {"image/png": {}, "image/webp": {}, "image/jpeg": {}}},
+            400: {"description": "bad input or option"},
+            413: {"description": "image too large"},
+            415: {"description": "unsupported format"},
+            503: {"description": "busy, or model/provider unavailable"},
+        },
+    )
+    async def remove(
+        request: Request,
+        file: Annotated[UploadFile | None, File(description="the image")] = None,
+        model: Annotated[str | None, Form(description="model name, e.g. u2net")] = None,
+        a: Annotated[str | None, Form(description="alpha matting (true/false)")] = None,
+        af: Annotated[str | None, Form(description="alpha matting foreground threshold, 0-255")] = None,
+        ab: Annotated[str | None, Form(description="alpha matting background threshold, 0-255")] = None,
+        ae: Annotated[str | None, Form(description="alpha matting erode size")] = None,
+        om: Annotated[str | None, Form(description="only the mask (true/false)")] = None,
+        ppm: Annotated[str | None, Form(description="post-process the mask (true/false)")] = None,
+        bgc: Annotated[str | None, Form(description="background colour r,g,b[,a]")] = None,
+        bgc_query: Annotated[
+            str | None, Query(alias="bgc", description="background colour (as rembg sends it)")
+        ] = None,
+        format: Annotated[str | None, Form(description="png, webp or jpeg")] = None,
+        quality: Annotated[str | None, Form(description="lossy WebP/JPEG quality 1-100")] = None,
+        provider: Annotated[str | None, Form(description="cpu, cuda, tensorrt, openvino or auto")] = None,
+        crop: Annotated[str | None, Form(description="crop to the subject (true/false)")] = None,
+    ) -> Response:
+        if not auth.allows(request):
+            return error_response(401, "unauthorized", "login required", {"WWW-Authenticate": 'Basic realm="rembg"'})
+        if not in_flight.acquire(blocking=False):
+            return error_response(503, "busy", "the server is busy; retry shortly", {"Retry-After": "1"})
+        counter["in_flight"] += 1
+        try:
+            if file is None:
+                return error_response(400, "invalid_request", "send the image as a multipart field named 'file'")
+            if file.size is not None and file.size > settings.max_upload_bytes:
+                raise ImageTooLarge(f"the upload is {file.size:,} bytes; the limit is {settings.max_upload_bytes:,}")
+            data = await file.read()
+            options = RemovalOptions(
+                model=model or None,
+                provider=provider or None,
+                output_format=format or "png",
+                quality=_int("quality", quality, 0) or None,
+                only_mask=_flag("om", om),
+                bgcolor=bgc or bgc_query or None,
+                crop=_flag("crop", crop),
+                alpha_matting=_flag("a", a),
+                alpha_matting_foreground_threshold=_int("af", af, 240),
+                alpha_matting_background_threshold=_int("ab", ab, 10),
+                alpha_matting_erode_size=_int("ae", ae, 10),
+                post_process_mask=_flag("ppm", ppm),
+            )
+            result = await run_in_threadpool(engine.remove, data, options)
+        except RemovalError as exc:
+            return error_response(exc.http_status, exc.code, exc.message)
+        finally:
+            counter["in_flight"] -= 1
+            in_flight.release()
+        t = result.timings
+        headers = {
+            "X-Provider": result.provider,
+            "X-Model": result.model,
+            "X-Inference-Ms": f"{t['inference']:.1f}",
+            "X-Total-Ms": f"{t['total']:.1f}",
+            "X-Timings": json.dumps({k: round(v, 1) for k, v in t.items()}),
+        }
+        return Response(result.data, media_type=result.media_type, headers=headers)
+
+    @router.get("/api/remove", tags=["Background removal"], summary="Not supported: POST the file instead")
+    async def remove_by_url() -> JSONResponse:
+        return error_response(
+            405, "method_not_allowed", "fetching images by URL is not supported; POST the file as multipart 'file'"
+        )
+
+    @router.get("/healthz", tags=["Health"], summary="Liveness and what is loaded")
+    async def healthz() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "version": VERSION,
+            "models_loaded": engine.sessions.loaded(),
+            "providers": [p.to_dict() for p in available_providers()],
+            "queue": {"gradio_pending": queue_depth(), "rest_in_flight": counter["in_flight"]},
+            "requests": engine.requests.summary(),
+            "settings": settings.public_dict(),
+        }
+
+    return router

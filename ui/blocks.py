@@ -1,0 +1,203 @@
+"""``build_ui(settings)``: the Gradio Blocks of the WebUI, importable without launching.
+
+Layout first (provider toggle, then the Upload, Webcam and Gallery tabs and the
+readout), event wiring after. The named API endpoints (``/remove_background``,
+``/remove_background_batch``) are wired here too, on hidden file components so
+that Gradio never decodes or re-encodes the images they carry.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from core import Engine, Settings, available_providers
+from models.registry import MODELS
+from ui.handlers import Handlers, OutputStore, format_choices, requests_frame, stats_markdown, user_errors
+
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+EXAMPLES = ["car-1.jpg", "anime-girl-1.jpg", "cloth-1.jpg", "chelsea.png"]
+LIVE_MODEL = "u2netp"  # ~10x cheaper than u2net: the only one that keeps up with a camera on a CPU
+
+
+def provider_choices() -> tuple[list[tuple[str, str]], str]:
+    """Radio choices for the providers that can run, and a note on those that cannot."""
+    infos = available_providers()
+    choices = [("Auto (best available)", "auto")] + [(p.name.upper(), p.name) for p in infos if p.available]
+    missing = [f"**{p.name.upper()}**: {p.reason}" for p in infos if not p.available]
+    note = "Unavailable here: " + "; ".join(missing) if missing else "All providers are available."
+    return choices, note
+
+
+def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path | None = None) -> gr.Blocks:
+    engine = engine or Engine(settings)
+    store = OutputStore(output_dir or Path(tempfile.mkdtemp(prefix="rembg-webui-")))
+    handlers = Handlers(engine, store)
+    models = list(MODELS)
+    provider_list, provider_note = provider_choices()
+
+    # Gradio 6: delete_cache prunes uploads and results older than an hour, every hour.
+    with gr.Blocks(title="Background removal", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown("# Background removal\nU²-Net on onnxruntime. Everything runs on this server.")
+        with gr.Row():
+            runnable = {value for _, value in provider_list}
+            provider = gr.Radio(
+                provider_list,
+                value=settings.default_provider if settings.default_provider in runnable else "auto",
+                label="Run on",
+                info="Switches per request; the readout shows what really ran.",
+                elem_id="provider",
+                scale=3,
+            )
+            gr.Markdown(provider_note, elem_id="provider-note")
+
+        with gr.Tabs():
+            with gr.Tab("Upload", id="upload"):
+                with gr.Row():
+                    with gr.Column():
+                        image = gr.Image(
+                            type="filepath", sources=["upload", "clipboard"], label="Image", elem_id="upload-image"
+                        )
+                        with gr.Accordion("Options", open=False):
+                            model = gr.Dropdown(models, value=settings.default_model, label="Model")
+                            output_format = gr.Radio(format_choices(), value="png", label="Output format")
+                            quality = gr.Slider(
+                                0, 100, value=0, step=1, label="Quality (WebP/JPEG)", info="0: lossless WebP, JPEG 90"
+                            )
+                            only_mask = gr.Checkbox(label="Mask only")
+                            background = gr.Radio(
+                                ["transparent", "colour", "image"], value="transparent", label="Background"
+                            )
+                            color = gr.ColorPicker(value="#ffffff", label="Background colour")
+                            background_image = gr.Image(type="filepath", label="Background image", height=160)
+                            with gr.Row():
+                                crop = gr.Checkbox(label="Crop to subject")
+                                crop_margin = gr.Number(value=0, precision=0, minimum=0, label="Margin (px)")
+                            alpha_matting = gr.Checkbox(label="Alpha matting (slow, finer edges)")
+                            with gr.Row():
+                                fg = gr.Slider(0, 255, value=240, step=1, label="Foreground threshold")
+                                bg = gr.Slider(0, 255, value=10, step=1, label="Background threshold")
+                                erode = gr.Slider(0, 40, value=10, step=1, label="Erode size")
+                            post_process = gr.Checkbox(label="Smooth the mask (post-process)")
+                        run = gr.Button("Remove background", variant="primary", elem_id="run")
+                        gr.Examples([[str(FIXTURES / e)] for e in EXAMPLES], inputs=[image])
+                    with gr.Column():
+                        slider = gr.ImageSlider(type="filepath", label="Before / after", elem_id="slider")
+                        download = gr.File(label="Download", elem_id="download")
+
+            with gr.Tab("Webcam", id="webcam"):
+                live_model = gr.Dropdown(models, value=LIVE_MODEL, label="Model")
+                with gr.Row():
+                    with gr.Column():
+                        snapshot = gr.Image(type="filepath", sources=["webcam"], label="Snapshot")
+                        snap_run = gr.Button("Cut out snapshot", variant="primary")
+                    snap_out = gr.ImageSlider(type="filepath", label="Before / after")
+                with gr.Row():
+                    live_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Live")
+                    live_out = gr.Image(label="Live cutout", format="webp")
+                fps = gr.Markdown(elem_id="fps")
+                live_state = gr.State({})
+
+            with gr.Tab("Gallery", id="gallery"):
+                with gr.Row():
+                    with gr.Column():
+                        files = gr.File(file_count="multiple", label="Images", elem_id="gallery-files")
+                        batch_format = gr.Radio(format_choices(), value="png", label="Output format")
+                        batch_run = gr.Button("Remove backgrounds", variant="primary", elem_id="gallery-run")
+                    with gr.Column():
+                        gallery = gr.Gallery(label="Cutouts", columns=3, elem_id="gallery")
+                        zip_file = gr.File(label="All cutouts (zip)")
+                status = gr.Dataframe(
+                    headers=["file", "status", "provider", "total ms"], label="Per file", elem_id="gallery-status"
+                )
+
+        with gr.Accordion("Readout", open=True):
+            with gr.Row():
+                report = gr.JSON(label="Last request", elem_id="readout")
+                with gr.Column():
+                    stats = gr.Markdown(stats_markdown(engine), elem_id="stats")
+                    chart = gr.LinePlot(
+                        requests_frame(engine), x="request", y="total_ms", color="provider",
+                        label="Recent requests (total ms)", height=220,
+                    )  # fmt: skip
+
+        # Hidden components carrying the named client-API endpoints.
+        with gr.Group(visible=False):
+            api_image = gr.File(label="image")
+            api_background = gr.File(label="background_image")
+            api_model = gr.Textbox(value=settings.default_model, label="model")
+            api_provider = gr.Textbox(value=settings.default_provider, label="provider")
+            api_format = gr.Textbox(value="png", label="output_format")
+            api_quality = gr.Number(value=0, label="quality")
+            api_only_mask = gr.Checkbox(label="only_mask")
+            api_bgcolor = gr.Textbox(value="", label="bgcolor")
+            api_crop = gr.Checkbox(label="crop")
+            api_margin = gr.Number(value=0, label="crop_margin")
+            api_matting = gr.Checkbox(label="alpha_matting")
+            api_fg = gr.Number(value=240, label="alpha_matting_foreground_threshold")
+            api_bg = gr.Number(value=10, label="alpha_matting_background_threshold")
+            api_erode = gr.Number(value=10, label="alpha_matting_erode_size")
+            api_ppm = gr.Checkbox(label="post_process_mask")
+            api_file = gr.File(label="cutout")
+            api_report = gr.JSON(label="report")
+            api_files = gr.File(file_count="multiple", label="images")
+            api_zip = gr.File(label="zip")
+
+        # --- wiring -------------------------------------------------------------------
+        inference = {"concurrency_id": "inference", "concurrency_limit": _concurrency(settings)}
+        run.click(
+            user_errors(handlers.ui_remove),
+            [image, provider, model, output_format, quality, only_mask, background, color, background_image,
+             crop, crop_margin, alpha_matting, fg, bg, erode, post_process],
+            [slider, download, report, chart, stats],
+            api_visibility="private", **inference,
+        )  # fmt: skip
+        snap_run.click(
+            user_errors(handlers.ui_snapshot),
+            [snapshot, provider, live_model],
+            [snap_out, download, report, chart, stats],
+            api_visibility="private",
+            **inference,
+        )
+        live_in.stream(
+            user_errors(handlers.webcam_frame),
+            [live_in, provider, live_model, live_state],
+            [live_out, fps, live_state],
+            stream_every=0.2, time_limit=120, trigger_mode="always_last", api_visibility="private",
+            concurrency_id="live", concurrency_limit=1,
+        )  # fmt: skip
+        batch_run.click(
+            user_errors(handlers.batch),
+            [files, provider, model, batch_format],
+            [gallery, zip_file, status],
+            api_visibility="private",
+            **inference,
+        ).then(lambda: (requests_frame(engine), stats_markdown(engine)), None, [chart, stats], api_visibility="private")
+        api_trigger = gr.Button(visible=False)
+        api_trigger.click(
+            user_errors(handlers.api_remove),
+            [api_image, api_model, api_provider, api_format, api_quality, api_only_mask, api_bgcolor, api_background,
+             api_crop, api_margin, api_matting, api_fg, api_bg, api_erode, api_ppm],
+            [api_file, api_report],
+            api_name="remove_background", **inference,
+        )  # fmt: skip
+        api_trigger.click(
+            user_errors(handlers.api_batch),
+            [api_files, api_model, api_provider, api_format],
+            [api_zip, api_report],
+            api_name="remove_background_batch",
+            **inference,
+        )
+    return demo
+
+
+def _concurrency(settings: Settings) -> int:
+    """Inference events at once: one per session slot of each provider that can run.
+
+    On a CPU-only machine that is ``inference_concurrency`` (1): the queue then
+    matches the serialised CPU session, and queue positions are honest.
+    """
+    runnable = sum(1 for p in available_providers() if p.available)
+    return max(1, runnable * settings.inference_concurrency)

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +19,7 @@ from PIL import Image
 
 from core import Engine, load_settings
 
+ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 ARTIFACTS = Path(__file__).parent / "_artifacts"
 #: Real photos (input, alpha-bearing or not) used for parity checks.
@@ -57,3 +65,65 @@ def save_failure(name: str, actual: Image.Image, expected: Image.Image) -> Path:
 def engine() -> Iterator[Engine]:
     """One engine with the real weights from $U2NET_HOME, shared like the app shares it."""
     yield Engine(load_settings([]))
+
+
+@dataclass
+class Server:
+    """A real ``python app.py`` process on a free loopback port."""
+
+    url: str
+    process: subprocess.Popen[str]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def launch_server(tmp: Path, *flags: str, env: dict[str, str] | None = None, timeout: float = 120) -> Server:
+    """Start the app with ``flags`` and wait until ``/healthz`` answers (or the process dies)."""
+    port = free_port()
+    log_path = tmp / f"server-{port}.log"
+    log_file = log_path.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port), *flags],
+        cwd=ROOT,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return Server(url, process, log_path)
+        except OSError:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"server did not answer /healthz in {timeout} s:\n{log_path.read_text()}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The app, launched once for the API and browser tests, like gradio's own ``connect`` fixture."""
+    running = launch_server(tmp_path_factory.mktemp("server"))
+    yield running
+    stop_server(running)

@@ -2,6 +2,7 @@
 
     python app.py [FLAGS]                        serve the WebUI, the Gradio API and the REST API
     python app.py remove INPUT OUTPUT [OPTIONS]  cut out one image from the command line
+    python app.py batch IN OUT [OPTIONS]         a folder, list file or zip (batch/, --workers, --ray)
 
 Every flag is a row of the settings table (``core/settings.py``); ``--help`` lists
 them with their environment variables. Logging is configured here and only here.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,12 +23,18 @@ from core.settings import Settings, SettingsError, build_parser, load_settings
 log = logging.getLogger("app")
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_process(settings: Settings) -> None:
+    """Process-wide state, set once here: logging, and Pillow's decompression-bomb guard."""
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from PIL import Image
+
+    # Pillow warns past this many pixels (errors past twice it); the decoder turns the
+    # warning into ImageTooLarge, so Pillow's guard and ours are the same limit.
+    Image.MAX_IMAGE_PIXELS = settings.max_pixels
 
 
 def _remove_parser() -> argparse.ArgumentParser:
@@ -52,7 +60,7 @@ def remove_command(argv: Sequence[str]) -> int:
     parser = _remove_parser()
     args = parser.parse_args(list(argv))
     settings = load_settings(argv, parser=parser)
-    configure_logging(settings)
+    configure_process(settings)
     suffix = args.output.suffix.lower().lstrip(".")
     options = RemovalOptions(
         model=args.model,
@@ -87,11 +95,21 @@ def remove_command(argv: Sequence[str]) -> int:
 
 def serve(argv: Sequence[str]) -> int:
     settings = load_settings(argv, parser=build_parser(description=__doc__.split("\n\n")[0]))
-    configure_logging(settings)
+    configure_process(settings)
     from api.server import serve as run_server  # gradio loads only when serving
 
-    run_server(settings)
+    # SIGTERM (docker stop, systemd) takes the same path as Ctrl-C: Gradio closes the
+    # server, uvicorn lets in-flight requests finish, and the process exits 0.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        run_server(settings)
+    except KeyboardInterrupt:
+        pass
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args[:1] == ["remove"]:
             return remove_command(args[1:])
+        if args[:1] == ["batch"]:
+            from batch.cli import main as batch_command  # tqdm (and Ray) load only for batch runs
+
+            return batch_command(args[1:], configure_process)
         return serve(args)
     except SettingsError as exc:
         print(f"app.py: {exc}", file=sys.stderr)

@@ -16,8 +16,11 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from core import Engine, ImageTooLarge, InvalidOption, RemovalError, RemovalOptions, available_providers
 
@@ -29,6 +32,47 @@ _FALSE = {"0", "false", "no", "off", ""}
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The one JSON error shape of the REST API."""
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+#: Engine option names as the REST API spells them (rembg's short names).
+REST_NAMES = {
+    "alpha_matting_foreground_threshold": "af",
+    "alpha_matting_background_threshold": "ab",
+    "alpha_matting_erode_size": "ae",
+    "output_format": "format",
+    "bgcolor": "bgc",
+    "only_mask": "om",
+    "post_process_mask": "ppm",
+    "alpha_matting": "a",
+}
+
+
+def removal_error_response(exc: RemovalError) -> JSONResponse:
+    message = exc.message
+    if isinstance(exc, InvalidOption) and exc.option in REST_NAMES:
+        message = message.replace(repr(exc.option), repr(REST_NAMES[exc.option]), 1)
+    return error_response(exc.http_status, exc.code, message)
+
+
+class ErrorShapeRoute(APIRoute):
+    """Our routes answer FastAPI's own errors (bad multipart, validation) in our JSON shape too.
+
+    Scoped to our routes: Gradio's routes on the same app keep their own errors.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Any]:
+        handler = super().get_route_handler()
+
+        async def shaped(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors())
+                return error_response(400, "invalid_request", f"the request is malformed ({where or 'body'})")
+            except HTTPException as exc:
+                return error_response(exc.status_code, "invalid_request", str(exc.detail))
+
+        return shaped
 
 
 def _flag(name: str, value: str | None) -> bool:
@@ -78,7 +122,7 @@ def create_router(engine: Engine, users: list[tuple[str, str]], queue_depth: Cal
     auth = BasicAuth(users)
     in_flight = threading.BoundedSemaphore(settings.queue_size)
     counter = {"in_flight": 0}
-    router = APIRouter()
+    router = APIRouter(route_class=ErrorShapeRoute)
 
     @router.post(
         "/api/remove",
@@ -127,7 +171,7 @@ def create_router(engine: Engine, users: list[tuple[str, str]], queue_depth: Cal
                 model=model or None,
                 provider=provider or None,
                 output_format=format or "png",
-                quality=_int("quality", quality, 0) or None,
+                quality=None if quality is None else _int("quality", quality, 0),
                 only_mask=_flag("om", om),
                 bgcolor=bgc or bgc_query or None,
                 crop=_flag("crop", crop),
@@ -139,7 +183,7 @@ def create_router(engine: Engine, users: list[tuple[str, str]], queue_depth: Cal
             )
             result = await run_in_threadpool(engine.remove, data, options)
         except RemovalError as exc:
-            return error_response(exc.http_status, exc.code, exc.message)
+            return removal_error_response(exc)
         finally:
             counter["in_flight"] -= 1
             in_flight.release()
@@ -153,14 +197,27 @@ def create_router(engine: Engine, users: list[tuple[str, str]], queue_depth: Cal
         }
         return Response(result.data, media_type=result.media_type, headers=headers)
 
-    @router.get("/api/remove", tags=["Background removal"], summary="Not supported: POST the file instead")
-    async def remove_by_url() -> JSONResponse:
+    @router.api_route(
+        "/api/remove",
+        methods=["GET", "PUT", "PATCH", "DELETE"],
+        tags=["Background removal"],
+        summary="Not supported: POST the file instead",
+        status_code=405,
+    )
+    async def other_methods(request: Request) -> JSONResponse:
+        reason = (
+            "fetching images by URL is not supported"
+            if request.method == "GET"
+            else f"{request.method} is not supported"
+        )
         return error_response(
-            405, "method_not_allowed", "fetching images by URL is not supported; POST the file as multipart 'file'"
+            405, "method_not_allowed", f"{reason}; POST the file as multipart 'file'", {"Allow": "POST"}
         )
 
     @router.get("/healthz", tags=["Health"], summary="Liveness and what is loaded")
-    async def healthz() -> dict[str, Any]:
+    async def healthz(request: Request) -> dict[str, Any]:
+        if not auth.allows(request):  # liveness for probes; the details only with a login
+            return {"status": "ok", "version": VERSION}
         return {
             "status": "ok",
             "version": VERSION,

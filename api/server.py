@@ -8,30 +8,17 @@ to direct REST calls (``api_open=False``), so every Gradio call goes through it.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from api.rest import create_router
 from core import Engine, Settings
-from core.errors import InvalidOption
+from core.settings import auth_users
 from ui import build_ui
 
 log = logging.getLogger(__name__)
 CSS = "#provider-note { font-size: 0.85em; opacity: 0.8; }"
-
-
-def parse_auth(value: str | None) -> list[tuple[str, str]]:
-    """``user:password``, or a file of such lines; [] when unset."""
-    if not value:
-        return []
-    path = Path(value)
-    lines = path.read_text().splitlines() if ":" not in value and path.is_file() else [value]
-    users = [tuple(line.strip().split(":", 1)) for line in lines if line.strip() and not line.startswith("#")]
-    if not users or any(len(u) != 2 or not u[0] or not u[1] for u in users):
-        raise InvalidOption("auth", "expected user:password, or a file with one user:password per line")
-    return [(u[0], u[1]) for u in users]
 
 
 def queue_depth(demo: gr.Blocks) -> int:
@@ -44,7 +31,7 @@ def queue_depth(demo: gr.Blocks) -> int:
 def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any]]:
     """The Blocks (queued) and the keyword arguments for ``launch()``."""
     engine = Engine(settings)
-    users = parse_auth(settings.auth)
+    users = auth_users(settings.auth)
     demo = build_ui(settings, engine)
     demo.queue(max_size=settings.queue_size, api_open=False, default_concurrency_limit=1)
     router = create_router(engine, users, lambda: queue_depth(demo))

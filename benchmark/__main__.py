@@ -1,124 +1,106 @@
-"""Core speed benchmark: ``remove_background`` against ``rembg.remove()`` + Pillow PNG save.
+"""``python -m benchmark``: CPU or GPU, how fast, and what one image costs, on this machine.
 
-Both paths run side by side in one process on the same weights and the same
-1080p JPEG, alternating, after a warm-up; the table shows per-stage medians and
-the ratio. Timings on a shared machine are noisy: compare ratios from one run.
-
-    python -m benchmark [--runs 5] [--image PATH] [--json OUT]
+python -m benchmark [--quick] [--runs N] [--out DIR]    the matrix, a table, JSON and a chart
+python -m benchmark cost --json FILE [prices ...]       the cost model over a saved benchmark
+python -m benchmark core                                remove_background vs rembg, side by side
+python -m benchmark roundtrip                           /remove_background vs the obvious Gradio app
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import dataclasses
 import json
-import platform
-import statistics
-import time
+import sys
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-from PIL import Image
-
-from core import Engine, RemovalOptions, load_settings
-from core.providers import physical_cores
-
-FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "cloth-1.jpg"
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
-def make_1080p_jpeg(source: Path) -> bytes:
-    """A 1920x1080 JPEG (quality 90) cut and scaled from ``source``."""
-    im = Image.open(source).convert("RGB")
-    w, h = im.size
-    crop_h = min(h, w * 9 // 16)
-    top = (h - crop_h) // 2
-    im = im.crop((0, top, w, top + crop_h)).resize((1920, 1080), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+def matrix_main(argv: list[str]) -> None:
+    from tqdm import tqdm
 
+    from benchmark import chart, matrix
+    from core import Engine, load_settings
 
-def median(values: list[float]) -> float:
-    return round(statistics.median(values), 1)
-
-
-def run(runs: int, data: bytes, model: str) -> dict[str, Any]:
-    from rembg import new_session, remove
-
+    parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the reduced matrix (minutes on 2 cores)")
+    parser.add_argument("--runs", type=int, help="timed runs per cell after the warm-up")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"folder for JSON and chart ({DEFAULT_OUT})")
+    args = parser.parse_args(argv)
+    plan = matrix.QUICK if args.quick else matrix.FULL
+    if args.runs:
+        plan = dataclasses.replace(plan, runs=args.runs)
     engine = Engine(load_settings([]))
-    rembg_session = new_session(model, providers=["CPUExecutionProvider"])
-    formats = {
-        "png": RemovalOptions(model=model, provider="cpu"),
-        "webp-lossless": RemovalOptions(model=model, provider="cpu", output_format="webp"),
-    }
-    ours: dict[str, list[dict[str, float]]] = {name: [] for name in formats}
-    baseline: list[float] = []
-    baseline_alpha = None
-    for i in range(runs + 1):  # the first round warms both paths up and is dropped
-        started = time.perf_counter()
-        out = remove(data, session=rembg_session)  # bytes in: decodes, and saves PNG with Pillow's defaults
-        elapsed = (time.perf_counter() - started) * 1000
-        results = {name: engine.remove(data, opts) for name, opts in formats.items()}
-        if i == 0:
-            baseline_alpha = np.asarray(Image.open(io.BytesIO(out)).getchannel("A")).astype(float)
-            png_alpha = np.asarray(results["png"].image.getchannel("A")).astype(float)
-            continue
-        baseline.append(elapsed)
-        for name, result in results.items():
-            ours[name].append(result.timings)
-    assert baseline_alpha is not None
-    a, b = png_alpha > 127, baseline_alpha > 127
-    report: dict[str, Any] = {
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "physical_cores": physical_cores(),
-            "python": platform.python_version(),
-            "onnxruntime": __import__("onnxruntime").__version__,
-        },
-        "model": model,
-        "runs": runs,
-        "rembg_remove_plus_png_ms": median(baseline),
-        "mask_vs_rembg": {
-            "mean_abs_diff": round(float(np.abs(png_alpha - baseline_alpha).mean()), 4),
-            "iou": round(float((a & b).sum() / max((a | b).sum(), 1)), 5),
-        },
-        "ours": {},
-    }
-    for name, timings in ours.items():
-        stages = {k: median([t[k] for t in timings]) for k in timings[0]}
-        other = stages["total"] - stages["inference"]
-        report["ours"][name] = {
-            "stages_ms": stages,
-            "speedup_vs_rembg": round(report["rembg_remove_plus_png_ms"] / stages["total"], 2),
-            "non_inference_share_of_inference": round(other / stages["inference"], 3),
-        }
-    return report
+    with tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| {elapsed} {postfix}") as bar:
+
+        def progress(fraction: float, what: str) -> None:
+            bar.n = round(fraction * 100)
+            bar.set_postfix_str(what)
+            bar.refresh()
+
+        report = matrix.run(plan, engine, progress)
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = "benchmark-quick" if args.quick else "benchmark"
+    (args.out / f"{name}.json").write_text(json.dumps(report, indent=2))
+    chart.latency_throughput(report, args.out / f"{name}.png")
+    print(matrix.table(report))
+    for note in report["notes"]:
+        print(f"note: {note}")
+    print(f"\nwrote {args.out / (name + '.json')} and {args.out / (name + '.png')}")
+
+
+def cost_main(argv: list[str]) -> None:
+    from benchmark import chart, cost
+
+    parser = argparse.ArgumentParser(prog="python -m benchmark cost", description=cost.__doc__.split("\n\n")[0])
+    parser.add_argument("--json", type=Path, default=DEFAULT_OUT / "benchmark.json", help="a saved benchmark")
+    parser.add_argument("--gpu-json", type=Path, help="a benchmark saved on a GPU machine (labelled as such)")
+    parser.add_argument("--cpu-price", type=float, default=300.0, help="CPU machine per month (default 300)")
+    parser.add_argument("--gpu-price", type=float, default=1800.0, help="GPU machine per month (default 1800)")
+    parser.add_argument("--gpu-ips", type=float, help="GPU images/s entered by hand (not measured here)")
+    parser.add_argument("--gpu-p95-ms", type=float, default=300.0, help="p95 latency for --gpu-ips")
+    parser.add_argument("--currency", default="¥")
+    parser.add_argument("--hours", type=float, default=8.0, help="hours per day the service runs (default 8)")
+    parser.add_argument("--volume", type=float, default=10_000, help="images per day (default 10000)")
+    parser.add_argument("--latency-target-ms", type=float, default=3000.0, help="p95 target (default 3000)")
+    parser.add_argument("--chart", type=Path, help="write the cost-per-1000 chart here")
+    args = parser.parse_args(argv)
+    if not args.json.exists():
+        parser.error(f"{args.json} does not exist: run python -m benchmark first (or pass --json)")
+    options = cost.options_from_report(json.loads(args.json.read_text()), args.cpu_price, args.gpu_price)
+    if args.gpu_json:
+        gpu_report = json.loads(args.gpu_json.read_text())
+        options += cost.options_from_report(gpu_report, args.cpu_price, args.gpu_price, measured_here=False)
+    if args.gpu_ips:
+        options.append(
+            cost.Option("gpu (entered)", args.gpu_ips, args.gpu_p95_ms, args.gpu_price, False, "entered, not measured")
+        )
+    result = cost.compare(options, args.volume, args.hours, args.latency_target_ms)
+    print(cost.markdown(result, args.currency))
+    if args.chart:
+        chart.cost_curve(cost.curve(options, args.hours), args.currency, args.chart)
+        print(f"wrote {args.chart}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5, help="timed rounds after one warm-up (default 5)")
-    parser.add_argument("--image", type=Path, help="a JPEG to use instead of the 1080p test image")
-    parser.add_argument("--model", default="u2net")
-    parser.add_argument("--json", type=Path, help="also write the report here")
-    args = parser.parse_args()
-    data = args.image.read_bytes() if args.image else make_1080p_jpeg(FIXTURE)
-    report = run(args.runs, data, args.model)
-    print(f"rembg.remove() + PNG save: {report['rembg_remove_plus_png_ms']} ms (median of {args.runs})")
-    print(f"mask vs rembg: {report['mask_vs_rembg']}")
-    header = ["output", *report["ours"]["png"]["stages_ms"], "speedup", "other/inference"]
-    print(" | ".join(f"{h:>11}" for h in header))
-    for name, row in report["ours"].items():
-        cells = [
-            name,
-            *row["stages_ms"].values(),
-            f"{row['speedup_vs_rembg']}x",
-            f"{row['non_inference_share_of_inference']:.1%}",
-        ]
-        print(" | ".join(f"{c!s:>11}" for c in cells))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    argv = sys.argv[1:]
+    command = argv[0] if argv and not argv[0].startswith("-") else "matrix"
+    rest = argv[1:] if command != "matrix" else argv
+    if command == "matrix":
+        matrix_main(rest)
+    elif command == "cost":
+        cost_main(rest)
+    elif command == "core":
+        from benchmark import core_speed
+
+        core_speed.main(rest)
+    elif command == "roundtrip":
+        from benchmark import roundtrip
+
+        roundtrip.main(rest)
+    else:
+        sys.exit(f"python -m benchmark: unknown command {command!r} (matrix, cost, core, roundtrip)")
 
 
 if __name__ == "__main__":

@@ -118,6 +118,22 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"--{name.replace('_', '-')}: must be at least 1")
     if s.threads < 0:
         raise SettingsError("--threads: must be 0 (auto) or more")
+    auth_users(s.auth)
+
+
+def auth_users(value: str | None) -> list[tuple[str, str]]:
+    """``--auth``: ``user:password``, or a file of such lines (``#`` comments); [] when unset."""
+    if not value:
+        return []
+    path = Path(value).expanduser()
+    if ":" in value or not path.is_file():
+        lines = [value]
+    else:
+        lines = [line.strip() for line in path.read_text().splitlines()]
+    users = [tuple(line.split(":", 1)) for line in lines if line and not line.startswith("#")]
+    if not users or any(len(u) != 2 or not u[0] or not u[1] for u in users):
+        raise SettingsError("--auth: expected user:password, or a file with one user:password per line")
+    return [(u[0], u[1]) for u in users]
 
 
 class _Parser(argparse.ArgumentParser):

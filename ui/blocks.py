@@ -15,6 +15,7 @@ import gradio as gr
 
 from core import Engine, Settings, available_providers
 from models.registry import MODELS
+from ui.benchmark_tab import benchmark_tab
 from ui.handlers import Handlers, OutputStore, format_choices, requests_frame, stats_markdown, user_errors
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
@@ -61,7 +62,7 @@ def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path 
                             type="filepath", sources=["upload", "clipboard"], label="Image", elem_id="upload-image"
                         )
                         with gr.Accordion("Options", open=False):
-                            model = gr.Dropdown(models, value=settings.default_model, label="Model")
+                            model = gr.Dropdown(models, value=settings.default_model, label="Model", elem_id="model")
                             output_format = gr.Radio(format_choices(), value="png", label="Output format")
                             quality = gr.Slider(
                                 0, 100, value=0, step=1, label="Quality (WebP/JPEG)", info="0: lossless WebP, JPEG 90"
@@ -95,8 +96,8 @@ def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path 
                         snap_run = gr.Button("Cut out snapshot", variant="primary")
                     snap_out = gr.ImageSlider(type="filepath", label="Before / after")
                 with gr.Row():
-                    live_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Live")
-                    live_out = gr.Image(label="Live cutout", format="webp")
+                    live_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Live", elem_id="live")
+                    live_out = gr.Image(label="Live cutout", format="webp", elem_id="live-out")
                 fps = gr.Markdown(elem_id="fps")
                 live_state = gr.State({})
 
@@ -112,6 +113,8 @@ def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path 
                 status = gr.Dataframe(
                     headers=["file", "status", "provider", "total ms"], label="Per file", elem_id="gallery-status"
                 )
+
+            benchmark_tab(engine, store.root)
 
         with gr.Accordion("Readout", open=True):
             with gr.Row():
@@ -161,11 +164,12 @@ def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path 
             api_visibility="private",
             **inference,
         )
+        # No trigger_mode="always_last" here: in Gradio 6 it stalls the webcam stream after its first frame.
         live_in.stream(
             user_errors(handlers.webcam_frame),
             [live_in, provider, live_model, live_state],
             [live_out, fps, live_state],
-            stream_every=0.2, time_limit=120, trigger_mode="always_last", api_visibility="private",
+            stream_every=0.2, time_limit=120, api_visibility="private",
             concurrency_id="live", concurrency_limit=1,
         )  # fmt: skip
         batch_run.click(
@@ -177,14 +181,14 @@ def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path 
         ).then(lambda: (requests_frame(engine), stats_markdown(engine)), None, [chart, stats], api_visibility="private")
         api_trigger = gr.Button(visible=False)
         api_trigger.click(
-            user_errors(handlers.api_remove),
+            user_errors(handlers.remove_background),
             [api_image, api_model, api_provider, api_format, api_quality, api_only_mask, api_bgcolor, api_background,
              api_crop, api_margin, api_matting, api_fg, api_bg, api_erode, api_ppm],
             [api_file, api_report],
             api_name="remove_background", **inference,
         )  # fmt: skip
         api_trigger.click(
-            user_errors(handlers.api_batch),
+            user_errors(handlers.remove_background_batch),
             [api_files, api_model, api_provider, api_format],
             [api_zip, api_report],
             api_name="remove_background_batch",

@@ -164,14 +164,32 @@ class Handlers:
         result = self.engine.remove(Path(image), options)
         return result, self.store.write(result.data, output_name(image, result))
 
-    def api_remove(
+    def remove_background(
         self, image: str | None, model: str = "", provider: str = "", output_format: str = "png",
         quality: float = 0, only_mask: bool = False, bgcolor: str = "", background_image: str | None = None,
         crop: bool = False, crop_margin: float = 0, alpha_matting: bool = False,
         alpha_matting_foreground_threshold: float = 240, alpha_matting_background_threshold: float = 10,
         alpha_matting_erode_size: float = 10, post_process_mask: bool = False,
     ) -> tuple[str, dict[str, Any]]:  # fmt: skip
-        """``/remove_background``: the encoded file and a report (provider, size, timings)."""
+        """Remove the background of an image; return the encoded cutout and a report.
+
+        Args:
+            image: the image (PNG, JPEG, WebP, BMP, TIFF or GIF), identified by content.
+            model: u2net (default), u2netp (fast), u2net_human_seg, silueta, isnet-general-use or isnet-anime.
+            provider: auto, cpu, cuda, tensorrt or openvino; the report says which really ran.
+            output_format: png, webp or jpeg.
+            quality: 0 for lossless WebP and JPEG quality 90, else lossy quality 1-100.
+            only_mask: return the mask instead of the cutout.
+            bgcolor: background colour as r,g,b[,a] or #rrggbb; empty for transparent.
+            background_image: an image to put behind the subject instead of transparency.
+            crop: crop the result to the subject.
+            crop_margin: pixels kept around the subject when cropping.
+            alpha_matting: refine the edges with alpha matting (slower).
+            alpha_matting_foreground_threshold: mask values above this are surely foreground (0-255).
+            alpha_matting_background_threshold: mask values below this are surely background (0-255).
+            alpha_matting_erode_size: erosion of the sure regions, in pixels.
+            post_process_mask: smooth the mask with morphological post-processing.
+        """
         options = options_from(
             model, provider, output_format, quality, only_mask, bgcolor, background_image, crop, crop_margin,
             alpha_matting, alpha_matting_foreground_threshold, alpha_matting_background_threshold,
@@ -223,7 +241,7 @@ class Handlers:
             try:
                 result = self.engine.remove(Path(file), options)
             except RemovalError as exc:
-                rows.append([name, f"error: {exc.message}", "", ""])
+                rows.append([name, f"error: {exc.message}", None, None])
                 continue
             out_name = _unique(output_name(file, result), taken)
             path = self.store.write(result.data, out_name)
@@ -242,10 +260,17 @@ class Handlers:
         tmp.replace(target)
         return str(target)
 
-    def api_batch(
-        self, files: Sequence[str] | None, model: str, provider: str, output_format: str
+    def remove_background_batch(
+        self, files: Sequence[str] | None, model: str = "", provider: str = "", output_format: str = "png"
     ) -> tuple[str | None, list[dict[str, Any]]]:
-        """``/remove_background_batch``: a zip of the cutouts and a status per file."""
+        """Remove the backgrounds of many images; return a zip of the cutouts and a status per file.
+
+        Args:
+            files: the images; a file that is not a usable image gets an error status and does not stop the rest.
+            model: as for remove_background.
+            provider: as for remove_background.
+            output_format: png, webp or jpeg.
+        """
         _, zip_path, rows = self.batch(files, provider, model, output_format, progress=_NoProgress())
         report = [{"file": r[0], "status": r[1], "provider": r[2], "total_ms": r[3]} for r in rows]
         return zip_path, report

@@ -230,3 +230,16 @@ def test_concurrent_requests_share_one_session(engine: Engine) -> None:
 def test_module_level_function_uses_default_engine() -> None:
     result = remove_background(fixture_bytes("car-1.jpg"), RemovalOptions(model="u2netp", provider="cpu"))
     assert result.provider == "cpu" and result.model == "u2netp"
+
+
+def test_io_binding_path_equals_plain_run(engine: Engine) -> None:
+    """The GPU path's IO binding, exercised on the CPU device: same mask as a plain run."""
+    from core.imaging import to_tensor
+    from core.sessions import run_bound
+
+    session = engine.sessions.get("u2netp", "cpu")
+    spec = session.spec
+    tensor = to_tensor(Image.open(FIXTURES / "car-1.jpg"), spec.input_size, spec.mean, spec.std)
+    plain = session.session.run(None, {session.input_name: tensor})[0]
+    assert np.array_equal(run_bound(session.session, tensor, device="cpu"), plain)
+    assert np.array_equal(session.run(tensor), plain)

@@ -34,7 +34,13 @@ def test_unavailable_names_the_reason() -> None:
 
 def test_cpu_list_has_no_accelerator() -> None:
     assert providers.ort_providers("cpu") == ["CPUExecutionProvider"]
-    assert providers.ort_providers("cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    cuda = providers.ort_providers("cuda")
+    assert cuda[0][0] == "CUDAExecutionProvider" and cuda[-1] == "CPUExecutionProvider"
+
+
+def test_tensorrt_options_cache_engines(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    options = providers.provider_options("tensorrt", tmp_path)
+    assert options["trt_fp16_enable"] and options["trt_engine_cache_path"] == str(tmp_path)
 
 
 def test_physical_cores_positive() -> None:

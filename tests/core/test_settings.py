@@ -60,3 +60,16 @@ def test_every_row_documented() -> None:
 
 def test_public_dict_masks_auth() -> None:
     assert load_settings(["--auth", "a:b"], environ={}).public_dict()["auth"] == "set"
+
+
+def test_auth_forms(tmp_path: Path) -> None:
+    from core.settings import auth_users
+
+    assert auth_users(None) == []
+    assert auth_users("a:b:c") == [("a", "b:c")]
+    users = tmp_path / "users"
+    users.write_text("# who may log in\nann:one\nbob:two\n")
+    assert auth_users(str(users)) == [("ann", "one"), ("bob", "two")]
+    for bad in ("nocolon", ":x", "x:"):
+        with pytest.raises(SettingsError, match="--auth"):
+            load_settings(["--auth", bad], environ={})

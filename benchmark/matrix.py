@@ -1,0 +1,319 @@
+"""The benchmark matrix: providers x models x sizes x formats, throughput, memory, cold start.
+
+Everything is measured in this process through the same ``Engine`` (and so the
+same serialised sessions) the app uses, with the rembg path measured in the same
+run as the baseline every row is compared against. Pure functions returning
+JSON-ready dicts: the CLI (``python -m benchmark``) and the WebUI's Benchmark tab
+both call ``run``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from core import Engine, RemovalError, RemovalOptions, available_providers
+from core.providers import physical_cores
+from models.registry import MODELS
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE_PHOTO = ROOT / "tests" / "fixtures" / "cloth-1.jpg"
+SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
+STAGES = ("decode", "preprocess", "inference", "postprocess", "encode", "total")
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    models: tuple[str, ...]
+    sizes: tuple[str, ...]
+    formats: tuple[str, ...]
+    runs: int
+    warmup: int = 1
+    concurrency: tuple[int, ...] = (1, 2, 4)
+    throughput_requests: int = 8
+    cold_start: bool = True
+    baseline: bool = True
+    providers: tuple[str, ...] = field(default_factory=tuple)  # empty: every provider that can run
+
+
+QUICK = Plan(
+    models=("u2net", "u2netp", "u2net-int8"),
+    sizes=("1080p",),
+    formats=("png",),
+    runs=3,
+    concurrency=(1, 2),
+    throughput_requests=4,
+)
+FULL = Plan(models=("u2net", "u2netp", "u2net-int8"), sizes=tuple(SIZES), formats=("png", "webp", "jpeg"), runs=5)
+
+
+def test_jpeg(size: str) -> bytes:
+    """A real photo cut to the aspect of ``size`` and scaled to it, as a quality-90 JPEG."""
+    width, height = SIZES[size]
+    im = Image.open(SOURCE_PHOTO).convert("RGB")
+    crop_h = min(im.height, im.width * height // width)
+    top = (im.height - crop_h) // 2
+    im = im.crop((0, top, im.width, top + crop_h)).resize((width, height), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                cpu = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    wanted = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile")
+    try:
+        mem_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        mem_gb = None
+    return {
+        "cpu": cpu,
+        "physical_cores": physical_cores(),
+        "logical_cpus": os.cpu_count(),
+        "instruction_sets": [f for f in wanted if f in flags],
+        "memory_gb": mem_gb,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "onnxruntime": ort.__version__,
+        "onnxruntime_device": ort.get_device(),
+        "providers": [p.to_dict() for p in available_providers()],
+        "gpu": _gpu_name(),
+    }
+
+
+def _gpu_name() -> str | None:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10, check=True,
+        )  # fmt: skip
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    return {"p50": round(float(np.percentile(values, 50)), 1), "p95": round(float(np.percentile(values, 95)), 1)}
+
+
+def _runnable_models(plan: Plan, engine: Engine, notes: list[str]) -> list[str]:
+    from models.fetch import status
+
+    runnable = []
+    for name in plan.models:
+        spec = MODELS.get(name)
+        if spec is None:
+            notes.append(f"{name}: not in the registry here")
+        elif not status(spec, engine.settings.model_home).verified:
+            notes.append(f"{name}: not present (python -m models {'build' if not spec.sources else 'fetch'} {name})")
+        else:
+            runnable.append(name)
+    return runnable
+
+
+def run(plan: Plan, engine: Engine, progress: Progress | None = None) -> dict[str, Any]:
+    """Measure the plan; returns the JSON-ready report."""
+    report_progress = progress or (lambda fraction, what: None)
+    notes: list[str] = []
+    providers = list(plan.providers) or [p.name for p in available_providers() if p.available]
+    models = _runnable_models(plan, engine, notes)
+    if not any(p != "cpu" for p in providers):
+        notes.append("no GPU here: GPU rows come from a saved benchmark JSON (python -m benchmark cost --gpu-json)")
+    images = {size: test_jpeg(size) for size in plan.sizes}
+    cells = [(p, m, s, f) for p in providers for m in models for s in plan.sizes for f in plan.formats]
+    baseline_models = [m for m in models if m in ("u2net", "u2netp")] if plan.baseline else []
+    steps = (
+        len(cells)
+        + len(baseline_models) * len(plan.sizes)
+        + len(providers) * len(models)
+        + (len(models) if plan.cold_start else 0)
+    )
+    done = 0
+
+    def step(what: str) -> None:
+        nonlocal done
+        done += 1
+        report_progress(done / max(steps, 1), what)
+
+    rows: list[dict[str, Any]] = []
+    for provider, model, size, fmt in cells:
+        opts = RemovalOptions(model=model, provider=provider, output_format=fmt)
+        try:
+            timings = [engine.remove(images[size], opts).timings for _ in range(plan.warmup + plan.runs)]
+        except RemovalError as exc:
+            notes.append(f"{provider}/{model}: {exc.message}")
+            step(f"{provider} {model} {size} {fmt}: skipped")
+            continue
+        measured = timings[plan.warmup :]
+        rows.append(
+            {
+                "provider": provider, "model": model, "size": size, "format": fmt,
+                "stages_ms": {stage: _percentiles([t[stage] for t in measured]) for stage in STAGES},
+            }
+        )  # fmt: skip
+        step(f"{provider} {model} {size} {fmt}")
+
+    baseline = []
+    for model in baseline_models:
+        for size in plan.sizes:
+            baseline.append({"model": model, "size": size, "total_ms": _rembg_baseline(model, images[size], plan)})
+            step(f"rembg {model} {size}")
+    by_key = {(b["model"], b["size"]): b["total_ms"]["p50"] for b in baseline}
+    for row in rows:
+        ref = by_key.get(("u2net" if row["model"] == "u2net-int8" else row["model"], row["size"]))
+        row["vs_rembg"] = round(ref / row["stages_ms"]["total"]["p50"], 2) if ref else None
+
+    throughput = []
+    size = "1080p" if "1080p" in images else plan.sizes[0]
+    for provider in providers:
+        for model in models:
+            for clients in plan.concurrency:
+                throughput.append(_throughput(engine, images[size], model, provider, clients, plan.throughput_requests))
+            step(f"throughput {provider} {model}")
+
+    cold = []
+    if plan.cold_start:
+        for model in models:
+            cold.append(cold_start(model, providers[0], engine.settings.model_home))
+            step(f"cold start {model}")
+
+    return {
+        "machine": machine_info(),
+        "plan": asdict(plan),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "rows": rows,
+        "rembg_baseline": baseline,
+        "throughput": throughput,
+        "cold_start": cold,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "notes": notes,
+    }
+
+
+def _rembg_baseline(model: str, data: bytes, plan: Plan) -> dict[str, float]:
+    """``rembg.remove()`` on bytes (decode, its pipeline, Pillow's default PNG save)."""
+    from rembg import new_session, remove
+
+    session = new_session(model, providers=["CPUExecutionProvider"])
+    times = []
+    for i in range(plan.warmup + plan.runs):
+        started = time.perf_counter()
+        remove(data, session=session)
+        if i >= plan.warmup:
+            times.append((time.perf_counter() - started) * 1000)
+    return _percentiles(times)
+
+
+def _throughput(engine: Engine, data: bytes, model: str, provider: str, clients: int, requests: int) -> dict[str, Any]:
+    """``clients`` threads sharing the app's sessions, ``requests`` images each."""
+    opts = RemovalOptions(model=model, provider=provider)
+    engine.remove(data, opts)  # loaded and warm
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        for _ in range(requests):
+            started = time.perf_counter()
+            engine.remove(data, opts)
+            with lock:
+                latencies.append((time.perf_counter() - started) * 1000)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    return {
+        "provider": provider, "model": model, "clients": clients,
+        "images_per_second": round(len(latencies) / elapsed, 3),
+        "latency_ms": _percentiles(latencies),
+    }  # fmt: skip
+
+
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent across exec.
+COLD_START_SCRIPT = """
+import json, sys
+from core import Engine, RemovalOptions, load_settings
+engine = Engine(load_settings(["--model-home", sys.argv[3]]))
+engine.remove(sys.argv[4], RemovalOptions(model=sys.argv[1], provider=sys.argv[2]))
+status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+print(json.dumps({"peak_rss_mb": int(status["VmHWM"].split()[0]) / 1024}))
+"""
+
+
+def cold_start(model: str, provider: str, model_home: Path) -> dict[str, Any]:
+    """A new process: start to first result, and its peak RSS."""
+    photo = ROOT / "tests" / "fixtures" / "car-1.jpg"
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", COLD_START_SCRIPT, model, provider, str(model_home), str(photo)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    elapsed = (time.perf_counter() - started) * 1000
+    if out.returncode != 0:
+        return {"model": model, "provider": provider, "error": out.stderr.strip().splitlines()[-1:]}
+    rss = json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+    return {"model": model, "provider": provider, "first_result_ms": round(elapsed), "peak_rss_mb": round(rss, 1)}
+
+
+def table(report: dict[str, Any]) -> str:
+    """The report as a plain-text table (terminal, README)."""
+    lines = [
+        "| provider | model | size | format | decode | pre | inference | post | encode | total p50 | total p95 "
+        "| vs rembg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["rows"]:
+        s = r["stages_ms"]
+        lines.append(
+            f"| {r['provider']} | {r['model']} | {r['size']} | {r['format']} | {s['decode']['p50']} | "
+            f"{s['preprocess']['p50']} | {s['inference']['p50']} | {s['postprocess']['p50']} | {s['encode']['p50']} | "
+            f"{s['total']['p50']} | {s['total']['p95']} | {r['vs_rembg'] or '-'}x |"
+        )
+    if report["rembg_baseline"]:
+        lines += ["", "| rembg.remove() + PNG | size | p50 ms | p95 ms |", "|---|---|---|---|"]
+        lines += [
+            f"| {b['model']} | {b['size']} | {b['total_ms']['p50']} | {b['total_ms']['p95']} |"
+            for b in report["rembg_baseline"]
+        ]
+    lines += ["", "| throughput | model | clients | images/s | p50 ms | p95 ms |", "|---|---|---|---|---|---|"]
+    lines += [
+        f"| {t['provider']} | {t['model']} | {t['clients']} | {t['images_per_second']} | "
+        f"{t['latency_ms']['p50']} | {t['latency_ms']['p95']} |"
+        for t in report["throughput"]
+    ]
+    if report["cold_start"]:
+        lines += ["", "| cold start | model | first result ms | peak RSS MB |", "|---|---|---|---|"]
+        lines += [
+            f"| {c['provider']} | {c['model']} | {c.get('first_result_ms', '-')} | {c.get('peak_rss_mb', '-')} |"
+            for c in report["cold_start"]
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""Unit tier: the cost model's arithmetic, recommendation and chart data."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmark import cost
+
+CPU = cost.Option("cpu u2net", images_per_second=1.0, p95_ms=1500, price_per_month=300)
+GPU = cost.Option("gpu u2net", images_per_second=20.0, p95_ms=300, price_per_month=1800, measured=False)
+
+
+def test_formula_by_hand() -> None:
+    row = cost.cost(CPU, volume_per_day=10_000, hours_per_day=8, latency_target_ms=2000)
+    assert row.capacity_per_day == 28_800  # 1 image/s x 3600 x 8
+    assert row.machines == 1
+    assert row.monthly_cost == 300
+    assert row.cost_per_image == pytest.approx(300 / (10_000 * 30))
+    assert row.cost_per_1000 == pytest.approx(1.0, abs=1e-4)
+    assert row.meets_latency
+
+
+def test_machines_scale_with_volume() -> None:
+    row = cost.cost(CPU, volume_per_day=100_000, hours_per_day=8, latency_target_ms=2000)
+    assert row.machines == math.ceil(100_000 / 28_800) == 4
+    assert row.monthly_cost == 1200
+
+
+def test_recommends_cheapest_meeting_target() -> None:
+    low = cost.compare([CPU, GPU], volume_per_day=10_000, hours_per_day=8, latency_target_ms=2000)
+    assert low["recommendation"] == "cpu u2net"
+    strict = cost.compare([CPU, GPU], volume_per_day=10_000, hours_per_day=8, latency_target_ms=500)
+    assert strict["recommendation"] == "gpu u2net"
+    big = cost.compare([CPU, GPU], volume_per_day=1_000_000, hours_per_day=8, latency_target_ms=2000)
+    assert big["recommendation"] == "gpu u2net"  # 35 CPU machines cost more than 2 GPU machines
+    none = cost.compare([CPU], volume_per_day=10, hours_per_day=8, latency_target_ms=10)
+    assert none["recommendation"] is None and "no option" in none["why"]
+    assert "ceil" in low["formula"]
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError):
+        cost.cost(cost.Option("x", 0, 1, 1), 10, 8, 1)
+    with pytest.raises(ValueError):
+        cost.cost(CPU, 10, 25, 1)
+
+
+def test_curve_and_markdown() -> None:
+    points = cost.curve([CPU, GPU], hours_per_day=8)
+    assert {p["option"] for p in points} == {"cpu u2net", "gpu u2net"}
+    cpu = [p["cost_per_1000"] for p in points if p["option"] == "cpu u2net"]
+    assert cpu[0] > cpu[1]  # one machine's price spread over more images
+    text = cost.markdown(cost.compare([CPU, GPU], 10_000, 8, 2000), "¥")
+    assert "Recommendation" in text and "¥300.00" in text
+
+
+def test_options_from_report_picks_best_concurrency() -> None:
+    report = {
+        "machine": {"cpu": "Test CPU", "gpu": None},
+        "throughput": [
+            {"provider": "cpu", "model": "u2net", "clients": 1, "images_per_second": 1.0, "latency_ms": {"p95": 900}},
+            {"provider": "cpu", "model": "u2net", "clients": 2, "images_per_second": 1.2, "latency_ms": {"p95": 1700}},
+            {"provider": "cuda", "model": "u2net", "clients": 4, "images_per_second": 30, "latency_ms": {"p95": 150}},
+        ],
+    }
+    options = cost.options_from_report(report, cpu_price=300, gpu_price=1800, measured_here=False)
+    by_name = {o.name: o for o in options}
+    assert by_name["cpu u2net (2 clients)"].price_per_month == 300
+    assert by_name["cuda u2net (4 clients)"].price_per_month == 1800
+    assert all(not o.measured and "Test CPU" in o.source for o in options)

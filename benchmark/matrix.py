@@ -122,16 +122,20 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": round(float(np.percentile(values, 50)), 1), "p95": round(float(np.percentile(values, 95)), 1)}
 
 
-def _runnable_models(plan: Plan, engine: Engine, notes: list[str]) -> list[str]:
+#: Measured on GPU providers only: fp16 and batching pay off on a GPU, not on a CPU.
+GPU_MODELS = ("u2net-fp16", "u2net-dynamic")
+
+
+def _runnable_models(names: tuple[str, ...], engine: Engine, notes: list[str]) -> list[str]:
     from models.fetch import status
 
     runnable = []
-    for name in plan.models:
+    for name in names:
         spec = MODELS.get(name)
         if spec is None:
             notes.append(f"{name}: not in the registry here")
         elif not status(spec, engine.settings.model_home).verified:
-            notes.append(f"{name}: not present (python -m models {'build' if not spec.sources else 'fetch'} {name})")
+            notes.append(f"{name}: not present (python -m models {'build' if spec.build else 'fetch'} {name})")
         else:
             runnable.append(name)
     return runnable
@@ -142,16 +146,21 @@ def run(plan: Plan, engine: Engine, progress: Progress | None = None) -> dict[st
     report_progress = progress or (lambda fraction, what: None)
     notes: list[str] = []
     providers = list(plan.providers) or [p.name for p in available_providers() if p.available]
-    models = _runnable_models(plan, engine, notes)
+    models = _runnable_models(plan.models, engine, notes)
+    gpu_models: list[str] = []
     if not any(p != "cpu" for p in providers):
         notes.append("no GPU here: GPU rows come from a saved benchmark JSON (python -m benchmark cost --gpu-json)")
+        notes.append(f"{', '.join(GPU_MODELS)}: GPU variants, measured only where a GPU provider runs (none here)")
+    else:
+        gpu_models = _runnable_models(GPU_MODELS, engine, notes)
     images = {size: test_jpeg(size) for size in plan.sizes}
-    cells = [(p, m, s, f) for p in providers for m in models for s in plan.sizes for f in plan.formats]
+    per_provider = {p: models + (gpu_models if p != "cpu" else []) for p in providers}
+    cells = [(p, m, s, f) for p in providers for m in per_provider[p] for s in plan.sizes for f in plan.formats]
     baseline_models = [m for m in models if m in ("u2net", "u2netp")] if plan.baseline else []
     steps = (
         len(cells)
         + len(baseline_models) * len(plan.sizes)
-        + len(providers) * len(models)
+        + sum(len(ms) for ms in per_provider.values())
         + (len(models) if plan.cold_start else 0)
     )
     done = 0
@@ -186,13 +195,14 @@ def run(plan: Plan, engine: Engine, progress: Progress | None = None) -> dict[st
             step(f"rembg {model} {size}")
     by_key = {(b["model"], b["size"]): b["total_ms"]["p50"] for b in baseline}
     for row in rows:
-        ref = by_key.get(("u2net" if row["model"] == "u2net-int8" else row["model"], row["size"]))
+        base = MODELS[row["model"]].build
+        ref = by_key.get((base.base if base else row["model"], row["size"]))
         row["vs_rembg"] = round(ref / row["stages_ms"]["total"]["p50"], 2) if ref else None
 
     throughput = []
     size = "1080p" if "1080p" in images else plan.sizes[0]
     for provider in providers:
-        for model in models:
+        for model in per_provider[provider]:
             for clients in plan.concurrency:
                 throughput.append(_throughput(engine, images[size], model, provider, clients, plan.throughput_requests))
             step(f"throughput {provider} {model}")

@@ -2,7 +2,9 @@
 
 The one function every edge calls. ``Engine`` holds the settings and the shared
 session cache; ``remove_background`` uses a process-wide default engine unless
-one is passed.
+one is passed. ``Engine.remove_many`` does the same for several images with one
+set of options, in one inference call where the model's batch dimension is
+dynamic (``u2net-dynamic``): the batched path Gradio's ``batch=True`` events use.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from core import imaging
 from core.decode import Limits, decode
+from core.errors import RemovalError
 from core.options import MEDIA_TYPES, RemovalOptions
-from core.sessions import SessionCache
+from core.sessions import ModelSession, SessionCache
 from core.settings import Settings, load_settings
 from core.telemetry import RequestLog
 
@@ -33,6 +37,8 @@ class RemovalResult:
     model: str
     provider: str  # the provider that really ran
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage and total
+    #: How many images shared the inference call (``Engine.remove_many`` on a batched model).
+    batch: int = 1
 
     @property
     def format(self) -> str:
@@ -48,6 +54,7 @@ class RemovalResult:
             "format": self.format,
             "bytes": len(self.data),
             "timings_ms": {k: round(v, 1) for k, v in self.timings.items()},
+            "batch": self.batch,
         }
 
 
@@ -62,7 +69,9 @@ class _Clock:
         self.last = now
 
     def total(self) -> dict[str, float]:
-        self.timings["total"] = (self.last - self.start) * 1000
+        # The sum of the stages, not end - start: in a batch, other images' stages
+        # run in between, and only this image's share of the shared call is its own.
+        self.timings["total"] = sum(self.timings.values())
         return self.timings
 
 
@@ -91,7 +100,68 @@ class Engine:
         clock.lap("preprocess")
         prediction = session.run(tensor)
         clock.lap("inference")
+        return self._finish(im, prediction, opts, background, session, clock)
 
+    def remove_many(
+        self, images: list[Any], options: RemovalOptions | None = None
+    ) -> list[RemovalResult | RemovalError]:
+        """``remove`` for each image, in order; a bad image gets its error in its place.
+
+        Where the session takes a batch (``ModelSession.batched``) the good images
+        run as one inference call, and each result's ``inference`` time is its
+        share of that call (``batch`` in ``timings`` says how many shared it).
+        Outputs equal one-by-one runs. Option, model and provider errors raise.
+        """
+        opts = (options or RemovalOptions()).validated()
+        session = self.sessions.get(
+            opts.model or self.settings.default_model, opts.provider or self.settings.default_provider
+        )
+        background = None if opts.background_image is None else decode(opts.background_image, self.limits)
+        spec = session.spec
+        out: list[RemovalResult | RemovalError] = []
+        ready: list[tuple[int, Image.Image, np.ndarray, _Clock]] = []
+        for image in images:
+            clock = _Clock()
+            try:
+                im = decode(image, self.limits)
+            except RemovalError as exc:
+                out.append(exc)
+                continue
+            clock.lap("decode")
+            tensor = imaging.to_tensor(im, spec.input_size, spec.mean, spec.std)
+            clock.lap("preprocess")
+            ready.append((len(out), im, tensor, clock))
+            out.append(RemovalError("not run"))  # replaced by its result below
+        if session.batched and len(ready) > 1:
+            started = time.perf_counter()
+            predictions = list(session.run(np.concatenate([t for _, _, t, _ in ready]))[:, None])
+            share = (time.perf_counter() - started) * 1000 / len(ready)
+        else:
+            predictions, share = [], 0.0
+        for n, (index, im, tensor, clock) in enumerate(ready):
+            clock.last = time.perf_counter()
+            if predictions:
+                prediction = predictions[n]
+                clock.timings["inference"] = share
+            else:
+                prediction = session.run(tensor)
+                clock.lap("inference")
+            result = self._finish(im, prediction, opts, background, session, clock)
+            result.batch = len(ready) if predictions else 1
+            out[index] = result
+        return out
+
+    def _finish(
+        self,
+        im: Image.Image,
+        prediction: np.ndarray,
+        opts: RemovalOptions,
+        background: Image.Image | None,
+        session: ModelSession,
+        clock: _Clock,
+    ) -> RemovalResult:
+        """Mask, compose, encode and record one image whose prediction is ready."""
+        spec = session.spec
         mask = imaging.to_mask(prediction, im.size)
         if opts.post_process_mask:
             mask = imaging.post_process_mask(mask)

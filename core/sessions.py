@@ -43,6 +43,11 @@ class ModelSession:
     def output_name(self) -> str:
         return str(self.session.get_outputs()[0].name)
 
+    @property
+    def batched(self) -> bool:
+        """Whether the input's batch dimension is symbolic (several images per call)."""
+        return not isinstance(self.session.get_inputs()[0].shape[0], int)
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run the network on an Nx3xSxS float32 batch; returns output 0 (Nx1xSxS).
 

@@ -2,12 +2,14 @@
 
     python -m models fetch [NAME ...] [--force] [--quiet]
     python -m models list [--json]
+    python -m models build [NAME ...] [--force] [--no-gate] [--no-speed-gate]
 
 The weights folder is the service's ``model_home`` setting (``$U2NET_HOME``,
 default ``~/.u2net``), read through ``core.settings`` like everything else.
 Exit codes: 0 success, 1 a model could not be fetched, 2 bad usage (unknown
 model, bad setting). Each subcommand is one ``_cmd_*`` function registered in
-``build_parser``, so new ones (``build``) slot in beside them.
+``build_parser``. ``build`` makes the entries whose source is a ``Build`` recipe
+(``u2net-int8``) with ``models.variants``; ``fetch`` of such an entry builds it too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from urllib.parse import urlsplit
 from core.errors import ModelNotAvailable
 from core.settings import SettingsError, load_settings
 from models import fetch as fetching
-from models.registry import DEFAULT_FETCH, MODELS, ModelSpec, PyPIWheel, Source, Url
+from models.registry import DEFAULT_FETCH, MODELS, Build, ModelSpec, PyPIWheel, Source, Url
 
 PROG = "python -m models"
 
@@ -62,8 +64,44 @@ def _cmd_fetch(args: argparse.Namespace, home: Path) -> int:
             continue
         if result.source is None:
             print(f"{spec.name}: ok (already present, verified) {result.path}")
+        elif isinstance(result.source, Build):
+            print(f"{spec.name}: {result.source.describe()} -> {result.path} (gate passed)")
         else:
             print(f"{spec.name}: fetched from {result.source.describe()} -> {result.path} (verified)")
+    return 1 if failed else 0
+
+
+def _cmd_build(args: argparse.Namespace, home: Path) -> int:
+    from models import variants
+
+    specs = _resolve(args.names or [s.name for s in MODELS.values() if s.build is not None])
+    if specs is None:
+        return 2
+    not_built = [s.name for s in specs if s.build is None]
+    if not_built:
+        _error(f"{', '.join(not_built)} are downloaded, not built: use `{PROG} fetch`")
+        return 2
+    failed = False
+    for spec in specs:
+        try:
+            result = variants.build(
+                spec,
+                home,
+                gate=args.gate,
+                enforce_speed=args.speed_gate,
+                force=args.force,
+                progress=not args.quiet,
+                say=print,
+            )
+        except (variants.BuildError, ModelNotAvailable) as exc:
+            why = exc.phrase if isinstance(exc, variants.BuildError) else exc.message
+            print(f"{spec.name}: {why}", file=sys.stderr)
+            failed = True
+            continue
+        gate = result.sidecar.get("gate") or {}
+        figures = f" (mean IoU {gate['mean_iou']}, speed-up {gate['speedup']}x)" if gate else ""
+        state = "built" if result.built else "ok (already built, verified)"
+        print(f"{spec.name}: {state}{figures} {result.path}")
     return 1 if failed else 0
 
 
@@ -72,7 +110,7 @@ def _short(source: Source) -> str:
         return f"pypi:{source.package}=={source.version}"
     if isinstance(source, Url):
         return urlsplit(source.url).netloc or source.url
-    return type(source).__name__  # pragma: no cover - Source is a closed union
+    return f"build:{source.base}+{source.recipe}"
 
 
 def _mb(size: int | None) -> str:
@@ -144,6 +182,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fetch_cmd.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     fetch_cmd.set_defaults(handler=_cmd_fetch)
+
+    build_cmd = commands.add_parser(
+        "build",
+        help="make models built here (u2net-int8) from their base weights (idempotent)",
+        description="Quantise a base model here, check the quality gate, install it atomically.",
+    )
+    build_cmd.add_argument("names", nargs="*", metavar="NAME", help="models to build (default: all built models)")
+    build_cmd.add_argument("--force", action="store_true", help="build again even if present and verified")
+    build_cmd.add_argument(
+        "--no-gate", dest="gate", action="store_false", help="skip the quality gate (IoU and speed-up)"
+    )
+    build_cmd.add_argument(
+        "--no-speed-gate",
+        dest="speed_gate",
+        action="store_const",
+        const=False,
+        default=None,
+        help="record the speed-up but never fail on it (by default int8 fails below the gate where the CPU "
+        "has int8 dot-product instructions; the IoU gate always applies)",
+    )
+    build_cmd.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    build_cmd.set_defaults(handler=_cmd_build)
 
     list_cmd = commands.add_parser("list", help="show each model and whether it is present and verified")
     list_cmd.add_argument("--json", action="store_true", help="machine-readable output")

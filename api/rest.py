@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import secrets
 import threading
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
@@ -22,9 +24,11 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from core import Engine, ImageTooLarge, InvalidOption, RemovalError, RemovalOptions, available_providers
+from core import Engine, ImageTooLarge, InvalidOption, RemovalError, RemovalOptions, UrlRefused, available_providers
+from core.remote import fetch_url
 
 VERSION = "0.1.0"
+log = logging.getLogger(__name__)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -64,15 +68,30 @@ class ErrorShapeRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def shaped(request: Request) -> Response:
+            rid = request_id()
             try:
-                return await handler(request)
+                response = await handler(request)
             except RequestValidationError as exc:
                 where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors())
-                return error_response(400, "invalid_request", f"the request is malformed ({where or 'body'})")
+                response = error_response(400, "invalid_request", f"the request is malformed ({where or 'body'})")
             except HTTPException as exc:
-                return error_response(exc.status_code, "invalid_request", str(exc.detail))
+                response = error_response(exc.status_code, "invalid_request", str(exc.detail))
+            except Exception:
+                # A bug, not bad input: logged once with its id, answered in the one shape.
+                log.exception("request %s: %s %s failed", rid, request.method, request.url.path)
+                message = f"something went wrong on the server; it has been logged as request {rid}"
+                response = error_response(500, "internal_error", message)
+            response.headers["X-Request-Id"] = rid
+            if response.status_code >= 400 and response.status_code != 500:
+                log.info("request %s: %s %s -> %s", rid, request.method, request.url.path, response.status_code)
+            return response
 
         return shaped
+
+
+def request_id() -> str:
+    """A short random id, returned as ``X-Request-Id`` and written in the log lines of the request."""
+    return uuid.uuid4().hex[:12]
 
 
 def _flag(name: str, value: str | None) -> bool:
@@ -116,6 +135,12 @@ class BasicAuth:
         return any(secrets.compare_digest(user, u) & secrets.compare_digest(password, p) for u, p in self.users)
 
 
+class MissingFile(RemovalError):
+    """A multipart request without its ``file`` field."""
+
+    code = "invalid_request"
+
+
 def create_router(engine: Engine, users: list[tuple[str, str]], queue_depth: Callable[[], int]) -> APIRouter:
     """The REST routes over ``engine``; ``users`` empty means no login."""
     settings = engine.settings
@@ -156,30 +181,40 @@ def create_router(engine: Engine, users: list[tuple[str, str]], queue_depth: Cal
         provider: Annotated[str | None, Form(description="cpu, cuda, tensorrt, openvino or auto")] = None,
         crop: Annotated[str | None, Form(description="crop to the subject (true/false)")] = None,
     ) -> Response:
+        fields = {"model": model, "a": a, "af": af, "ab": ab, "ae": ae, "om": om, "ppm": ppm, "bgc": bgc or bgc_query}
+        fields |= {"format": format, "quality": quality, "provider": provider, "crop": crop}
+
+        async def uploaded() -> bytes:
+            if file is None:
+                raise MissingFile("send the image as a multipart field named 'file'")
+            if file.size is not None and file.size > settings.max_upload_bytes:
+                raise ImageTooLarge(f"the upload is {file.size:,} bytes; the limit is {settings.max_upload_bytes:,}")
+            return await file.read()
+
+        return await serve(request, uploaded, fields)
+
+    async def serve(request: Request, read: Callable[[], Awaitable[bytes]], fields: dict[str, str | None]) -> Response:
+        """Auth, the in-flight bound, the image from ``read``, rembg's fields as options, the answer."""
         if not auth.allows(request):
             return error_response(401, "unauthorized", "login required", {"WWW-Authenticate": 'Basic realm="rembg"'})
         if not in_flight.acquire(blocking=False):
             return error_response(503, "busy", "the server is busy; retry shortly", {"Retry-After": "1"})
         counter["in_flight"] += 1
         try:
-            if file is None:
-                return error_response(400, "invalid_request", "send the image as a multipart field named 'file'")
-            if file.size is not None and file.size > settings.max_upload_bytes:
-                raise ImageTooLarge(f"the upload is {file.size:,} bytes; the limit is {settings.max_upload_bytes:,}")
-            data = await file.read()
+            data = await read()
             options = RemovalOptions(
-                model=model or None,
-                provider=provider or None,
-                output_format=format or "png",
-                quality=None if quality is None else _int("quality", quality, 0),
-                only_mask=_flag("om", om),
-                bgcolor=bgc or bgc_query or None,
-                crop=_flag("crop", crop),
-                alpha_matting=_flag("a", a),
-                alpha_matting_foreground_threshold=_int("af", af, 240),
-                alpha_matting_background_threshold=_int("ab", ab, 10),
-                alpha_matting_erode_size=_int("ae", ae, 10),
-                post_process_mask=_flag("ppm", ppm),
+                model=fields["model"] or None,
+                provider=fields["provider"] or None,
+                output_format=fields["format"] or "png",
+                quality=None if fields["quality"] is None else _int("quality", fields["quality"], 0),
+                only_mask=_flag("om", fields["om"]),
+                bgcolor=fields["bgc"] or None,
+                crop=_flag("crop", fields["crop"]),
+                alpha_matting=_flag("a", fields["a"]),
+                alpha_matting_foreground_threshold=_int("af", fields["af"], 240),
+                alpha_matting_background_threshold=_int("ab", fields["ab"], 10),
+                alpha_matting_erode_size=_int("ae", fields["ae"], 10),
+                post_process_mask=_flag("ppm", fields["ppm"]),
             )
             result = await run_in_threadpool(engine.remove, data, options)
         except RemovalError as exc:
@@ -197,22 +232,61 @@ def create_router(engine: Engine, users: list[tuple[str, str]], queue_depth: Cal
         }
         return Response(result.data, media_type=result.media_type, headers=headers)
 
+    if settings.allow_url_input:
+
+        @router.get(
+            "/api/remove",
+            tags=["Background removal"],
+            summary="Remove the background of an image fetched from a public URL (allow_url_input)",
+            response_class=Response,
+            responses={
+                200: {"content": {"image/png": {}, "image/webp": {}, "image/jpeg": {}}},
+                400: {"description": "bad URL, refused host (not public) or fetch failed; bad option"},
+                413: {"description": "image too large"},
+            },
+        )
+        async def remove_url(
+            request: Request,
+            url: Annotated[str | None, Query(description="http(s) URL of the image; public hosts only")] = None,
+            model: Annotated[str | None, Query()] = None,
+            a: Annotated[str | None, Query()] = None,
+            af: Annotated[str | None, Query()] = None,
+            ab: Annotated[str | None, Query()] = None,
+            ae: Annotated[str | None, Query()] = None,
+            om: Annotated[str | None, Query()] = None,
+            ppm: Annotated[str | None, Query()] = None,
+            bgc: Annotated[str | None, Query()] = None,
+            format: Annotated[str | None, Query()] = None,
+            quality: Annotated[str | None, Query()] = None,
+            provider: Annotated[str | None, Query()] = None,
+            crop: Annotated[str | None, Query()] = None,
+        ) -> Response:
+            fields = {"model": model, "a": a, "af": af, "ab": ab, "ae": ae, "om": om, "ppm": ppm, "bgc": bgc}
+            fields |= {"format": format, "quality": quality, "provider": provider, "crop": crop}
+
+            async def fetched() -> bytes:
+                if not url:
+                    raise UrlRefused("give the image's address as ?url=")
+                return await run_in_threadpool(fetch_url, url, settings.max_upload_bytes)
+
+            return await serve(request, fetched, fields)
+
     @router.api_route(
         "/api/remove",
-        methods=["GET", "PUT", "PATCH", "DELETE"],
+        methods=["PUT", "PATCH", "DELETE"] if settings.allow_url_input else ["GET", "PUT", "PATCH", "DELETE"],
         tags=["Background removal"],
         summary="Not supported: POST the file instead",
         status_code=405,
     )
     async def other_methods(request: Request) -> JSONResponse:
         reason = (
-            "fetching images by URL is not supported"
+            "fetching images by URL is turned off (allow_url_input)"
             if request.method == "GET"
             else f"{request.method} is not supported"
         )
-        return error_response(
-            405, "method_not_allowed", f"{reason}; POST the file as multipart 'file'", {"Allow": "POST"}
-        )
+        allow = "GET, POST" if settings.allow_url_input else "POST"
+        message = f"{reason}; POST the file as multipart 'file'"
+        return error_response(405, "method_not_allowed", message, {"Allow": allow})
 
     @router.get("/healthz", tags=["Health"], summary="Liveness and what is loaded")
     async def healthz(request: Request) -> dict[str, Any]:

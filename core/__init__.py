@@ -21,6 +21,8 @@ if TYPE_CHECKING:
         ProviderUnavailable,
         RemovalError,
         UnsupportedFormat,
+        UrlFetchFailed,
+        UrlRefused,
     )
     from core.options import RemovalOptions
     from core.pipeline import Engine, RemovalResult, default_engine, remove_background
@@ -39,6 +41,8 @@ __all__ = [
     "RemovalResult",
     "Settings",
     "UnsupportedFormat",
+    "UrlFetchFailed",
+    "UrlRefused",
     "available_providers",
     "default_engine",
     "load_settings",

@@ -153,5 +153,8 @@ def decode(source: Any, limits: Limits) -> Image.Image:
         im.load()
         im = ImageOps.exif_transpose(im) or im
         return normalise_mode(im)
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+    # Pillow's plugins also raise TypeError/KeyError/IndexError on corrupt data (a TIFF whose
+    # next IFD lacks its dimensions: TypeError from n_frames); Image.open treats the same set as
+    # "not this format".
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, TypeError, KeyError, IndexError) as exc:
         raise InvalidImage(f"the image data is truncated or corrupt: {exc}") from None

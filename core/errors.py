@@ -53,6 +53,18 @@ class InvalidOption(RemovalError):
         self.option = option
 
 
+class UrlRefused(RemovalError):
+    """A URL input that is not fetched: a scheme, port or host that is not allowed (SSRF guard)."""
+
+    code = "url_refused"
+
+
+class UrlFetchFailed(RemovalError):
+    """A URL input whose server did not deliver an image body (status, timeout, too many redirects)."""
+
+    code = "url_fetch_failed"
+
+
 class ModelNotAvailable(RemovalError):
     """The model's weights are missing and could not be fetched."""
 

@@ -48,6 +48,9 @@ class Settings:
     )
     max_upload_bytes: int = _setting(32 * 1024 * 1024, "Largest accepted input, in bytes.")
     max_pixels: int = _setting(40_000_000, "Largest accepted input, width x height.")
+    allow_url_input: bool = _setting(
+        False, "Let GET /api/remove?url= fetch images by URL (public http/https hosts only; SSRF-guarded)."
+    )
     host: str = _setting("127.0.0.1", "Address to listen on (0.0.0.0 for all).")
     port: int = _setting(7860, "Port for the WebUI, the Gradio API and the REST API.")
     share: bool = _setting(False, "Create a public Gradio share link.")

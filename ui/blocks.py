@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
+from gradio.data_classes import FileData
+from gradio.utils import NamedString
 
 from core import Engine, Settings, available_providers
 from models.registry import MODELS
@@ -21,6 +24,28 @@ from ui.handlers import Handlers, OutputStore, format_choices, requests_frame, s
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 EXAMPLES = ["car-1.jpg", "anime-girl-1.jpg", "cloth-1.jpg", "chelsea.png"]
 LIVE_MODEL = "u2netp"  # ~10x cheaper than u2net: the only one that keeps up with a camera on a CPU
+
+
+def uploaded_file(**kwargs: Any) -> gr.File:
+    """A ``gr.File`` whose handler gets the cached upload's path, and no stray temporary file.
+
+    Gradio 6.31's ``File.preprocess`` (``type="filepath"``) also creates an empty
+    ``NamedTemporaryFile(delete=False)`` in the cache for every file it hands over, and
+    neither deletes it nor tracks it for ``delete_cache``: one leaked file per request.
+    The fix is bound to the instance, not made a subclass: Gradio writes a ``.pyi`` stub
+    beside the module of every component subclass at import, which fails where the code
+    is read-only (the Docker image runs as a user who does not own /app).
+    """
+    component = gr.File(**kwargs)
+    original = component._process_single_file
+
+    def process_single_file(f: FileData) -> NamedString | bytes:
+        if component.type == "filepath" and not component.file_types:
+            return NamedString(f.path)
+        return original(f)
+
+    component._process_single_file = process_single_file  # type: ignore[method-assign]
+    return component
 
 
 def provider_choices() -> tuple[list[tuple[str, str]], str]:
@@ -104,7 +129,7 @@ def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path 
             with gr.Tab("Gallery", id="gallery"):
                 with gr.Row():
                     with gr.Column():
-                        files = gr.File(file_count="multiple", label="Images", elem_id="gallery-files")
+                        files = uploaded_file(file_count="multiple", label="Images", elem_id="gallery-files")
                         batch_format = gr.Radio(format_choices(), value="png", label="Output format")
                         batch_run = gr.Button("Remove backgrounds", variant="primary", elem_id="gallery-run")
                     with gr.Column():
@@ -121,15 +146,16 @@ def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path 
                 report = gr.JSON(label="Last request", elem_id="readout")
                 with gr.Column():
                     stats = gr.Markdown(stats_markdown(engine), elem_id="stats")
+                    # Starts as None: a plot that starts from an empty frame with a colour never draws its lines.
                     chart = gr.LinePlot(
-                        requests_frame(engine), x="request", y="total_ms", color="provider",
+                        None, x="request", y="total_ms", color="provider",
                         label="Recent requests (total ms)", height=220,
                     )  # fmt: skip
 
         # Hidden components carrying the named client-API endpoints.
         with gr.Group(visible=False):
-            api_image = gr.File(label="image")
-            api_background = gr.File(label="background_image")
+            api_image = uploaded_file(label="image")
+            api_background = uploaded_file(label="background_image")
             api_model = gr.Textbox(value=settings.default_model, label="model")
             api_provider = gr.Textbox(value=settings.default_provider, label="provider")
             api_format = gr.Textbox(value="png", label="output_format")
@@ -145,7 +171,7 @@ def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path 
             api_ppm = gr.Checkbox(label="post_process_mask")
             api_file = gr.File(label="cutout")
             api_report = gr.JSON(label="report")
-            api_files = gr.File(file_count="multiple", label="images")
+            api_files = uploaded_file(file_count="multiple", label="images")
             api_zip = gr.File(label="zip")
 
         # --- wiring -------------------------------------------------------------------
@@ -194,6 +220,13 @@ def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path 
             api_name="remove_background_batch",
             **inference,
         )
+        # Queued requests that arrive together run as one batch (one inference call with u2net-dynamic).
+        api_trigger.click(
+            handlers.remove_background_batched,
+            [api_image, api_model, api_provider, api_format],
+            [api_file, api_report],
+            api_name="remove_background_batched", batch=True, max_batch_size=8, **inference,
+        )  # fmt: skip
     return demo
 
 

@@ -40,8 +40,10 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except gr.Error:
             raise
         except Exception:
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error("Something went wrong on the server; it has been logged.", print_exception=False) from None
+            rid = uuid.uuid4().hex[:12]
+            log.exception("request %s: unexpected error in %s", rid, fn.__name__)
+            message = f"Something went wrong on the server; it has been logged as request {rid}."
+            raise gr.Error(message, print_exception=False) from None
 
     return wrapper
 
@@ -274,6 +276,42 @@ class Handlers:
         _, zip_path, rows = self.batch(files, provider, model, output_format, progress=_NoProgress())
         report = [{"file": r[0], "status": r[1], "provider": r[2], "total_ms": r[3]} for r in rows]
         return zip_path, report
+
+    def remove_background_batched(
+        self, image: list[str | None], model: list[str], provider: list[str], output_format: list[str]
+    ) -> tuple[list[str | None], list[dict[str, Any]]]:
+        """Remove the background of one image; requests queued together run as one batch.
+
+        Gradio ``batch=True``: each argument arrives as a list, one entry per queued
+        request. Requests are grouped by (model, provider, format); a model with a
+        dynamic batch dimension (u2net-dynamic) runs each group in one inference
+        call, others one by one. A bad request gets ``{"error": {code, message}}`` as
+        its report and no file, and fails nobody else's.
+
+        Args:
+            image: the image file.
+            model: as for remove_background (u2net-dynamic batches).
+            provider: as for remove_background.
+            output_format: png, webp or jpeg.
+        """
+        files: list[str | None] = [None] * len(image)
+        reports: list[dict[str, Any]] = [{} for _ in image]
+        groups: dict[tuple[str, str, str], list[int]] = {}
+        for i, key in enumerate(zip(model, provider, output_format, strict=True)):
+            groups.setdefault(key, []).append(i)
+        for (group_model, group_provider, group_format), members in groups.items():
+            inputs = [Path(path) if (path := image[i]) else b"" for i in members]
+            try:
+                results = self.engine.remove_many(inputs, options_from(group_model, group_provider, group_format))
+            except RemovalError as exc:
+                results = [exc] * len(members)
+            for i, result in zip(members, results, strict=True):
+                if isinstance(result, RemovalError):
+                    reports[i] = {"error": result.to_dict()}
+                    continue
+                files[i] = str(self.store.write(result.data, output_name(image[i], result)))
+                reports[i] = result.report()
+        return files, reports
 
     def webcam_frame(
         self, frame: np.ndarray | None, provider: str, model: str, state: dict[str, Any] | None

@@ -279,9 +279,50 @@ def test_unavailable_provider(http: httpx.Client) -> None:
     assert "cuda" in message
 
 
-def test_get_by_url_is_not_supported(http: httpx.Client) -> None:
+def test_get_by_url_is_off_by_default(http: httpx.Client) -> None:
     response = http.get("/api/remove", params={"url": "https://example.com/cat.png"})
     assert_error(response, 405, "method_not_allowed")
+    assert "allow_url_input" in response.json()["error"]["message"]
+    assert response.headers["Allow"] == "POST"
+
+
+# --- URL input (--allow-url-input): the SSRF guard as the REST API applies it -------------------
+
+
+@pytest.fixture(scope="module")
+def url_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    running = launch_server(tmp_path_factory.mktemp("url"), "--allow-url-input")
+    with httpx.Client(base_url=running.url, timeout=60) as client:
+        yield client
+    stop_server(running)
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("http://127.0.0.1:7860/healthz", "url_refused"),
+        ("http://localhost/a.png", "url_refused"),
+        ("http://169.254.169.254/latest/meta-data/", "url_refused"),
+        ("http://10.0.0.1/a.png", "url_refused"),
+        ("http://[::1]:8080/a.png", "url_refused"),
+        ("http://[::ffff:127.0.0.1]/a.png", "url_refused"),
+        ("file:///etc/passwd", "url_refused"),
+        ("gopher://example.com/", "url_refused"),
+        ("http://user:pw@example.com/a.png", "url_refused"),
+        ("", "url_refused"),
+    ],
+)
+def test_url_input_refuses_what_is_not_public(url_http: httpx.Client, url: str, code: str) -> None:
+    response = url_http.get("/api/remove", params={"url": url, "model": "u2netp"})
+    assert_error(response, 400, code)
+
+
+def test_url_input_keeps_the_other_routes(url_http: httpx.Client) -> None:
+    response = url_http.put("/api/remove")
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == "GET, POST"
+    assert remove(url_http, model="u2netp").status_code == 200
+    assert url_http.get("/healthz").json()["settings"]["allow_url_input"] is True
 
 
 def test_error_shape_is_one_shape(http: httpx.Client) -> None:
@@ -500,3 +541,15 @@ def test_bad_auth_setting_exits_2() -> None:
     )
     assert "Traceback" not in done.stderr
     assert done.returncode == 2, done.stderr
+
+
+def test_every_answer_has_a_request_id_that_the_log_names(http: httpx.Client, server: Server) -> None:
+    ok = remove(http, model="u2netp")
+    bad = http.post("/api/remove", files={"file": ("x.png", b"not an image", "image/png")})
+    ids = [ok.headers["X-Request-Id"], bad.headers["X-Request-Id"]]
+    assert all(len(i) == 12 for i in ids) and ids[0] != ids[1]
+    assert_error(bad, 400, "invalid_image")
+    deadline = time.monotonic() + 10
+    while f"request {ids[1]}" not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert f"request {ids[1]}: POST /api/remove -> 400" in server.log()

@@ -37,6 +37,8 @@ def test_one_base_class() -> None:
         "InvalidOption",
         "ModelNotAvailable",
         "ProviderUnavailable",
+        "UrlRefused",  # URL input only: raised by core.remote, tested in test_remote.py
+        "UrlFetchFailed",
     }
     assert len({c.code for c in typed}) == len(typed)
 

@@ -29,13 +29,14 @@ MIN_IOU = 0.999
 PHOTO = "car-1.jpg"
 PHOTO_SIZE = (480, 360)
 STAGES = {"decode", "preprocess", "inference", "postprocess", "encode", "total"}
-REPORT_KEYS = {"model", "provider", "width", "height", "format", "bytes", "timings_ms"}
+REPORT_KEYS = {"model", "provider", "width", "height", "format", "bytes", "timings_ms", "batch"}
 REMOVE_PARAMETERS = [
     "image", "model", "provider", "output_format", "quality", "only_mask", "bgcolor", "background_image",
     "crop", "crop_margin", "alpha_matting", "alpha_matting_foreground_threshold",
     "alpha_matting_background_threshold", "alpha_matting_erode_size", "post_process_mask",
 ]  # fmt: skip
 BATCH_PARAMETERS = ["files", "model", "provider", "output_format"]
+BATCHED_PARAMETERS = ["image", "model", "provider", "output_format"]
 NOT_AN_IMAGE = ROOT / "README.md"
 
 
@@ -78,13 +79,19 @@ def library_u2netp(engine: Engine) -> np.ndarray:
 def test_named_endpoints_and_parameters(client: Client) -> None:
     """Exactly the two documented endpoints, with the documented parameter names; the UI events stay private."""
     api = client.view_api(return_format="dict", print_info=False)
-    assert set(api["named_endpoints"]) == {"/remove_background", "/remove_background_batch"}
+    assert set(api["named_endpoints"]) == {
+        "/remove_background",
+        "/remove_background_batch",
+        "/remove_background_batched",
+    }
     assert not api["unnamed_endpoints"]
     remove_endpoint = api["named_endpoints"]["/remove_background"]
     assert [p["parameter_name"] for p in remove_endpoint["parameters"]] == REMOVE_PARAMETERS
     assert len(remove_endpoint["returns"]) == 2
     batch = api["named_endpoints"]["/remove_background_batch"]
     assert [p["parameter_name"] for p in batch["parameters"]] == BATCH_PARAMETERS
+    batched = api["named_endpoints"]["/remove_background_batched"]
+    assert [p["parameter_name"] for p in batched["parameters"]] == BATCHED_PARAMETERS
 
 
 def test_defaults_match_the_library(client: Client, engine: Engine) -> None:
@@ -268,6 +275,32 @@ def test_batch_of_only_bad_files_has_no_zip(client: Client) -> None:
     )
     assert zip_path is None
     assert [row["status"] for row in report] == ["error: the input is not a recognisable image"]
+
+
+def test_batched_requests_each_get_their_own_cutout(client: Client, engine: Engine) -> None:
+    """Concurrent single-image jobs on the ``batch=True`` endpoint: each its own result, a bad one only its own error.
+
+    With u2net-dynamic the jobs that arrive together share one inference call;
+    whatever the grouping, every job must get the cutout of its own image.
+    """
+    photos = [PHOTO, "chelsea.png", "coffee.png"]
+    jobs = [
+        client.submit(
+            handle_file(str(FIXTURES / p)), "u2net-dynamic", "cpu", "png", api_name="/remove_background_batched"
+        )
+        for p in photos
+    ]
+    bad = client.submit(
+        handle_file(str(NOT_AN_IMAGE)), "u2net-dynamic", "cpu", "png", api_name="/remove_background_batched"
+    )
+    for photo, job in zip(photos, jobs, strict=True):
+        path, report = job.result(timeout=300)
+        assert report["model"] == "u2net-dynamic" and report["provider"] == "cpu" and report["batch"] >= 1
+        expected = engine.remove(fixture_bytes(photo), RemovalOptions(model="u2net", provider="cpu"))
+        assert_parity(alpha_of(opened(Path(path))), alpha_of(expected.image))
+    path, report = bad.result(timeout=300)
+    assert path is None
+    assert report == {"error": {"code": "invalid_image", "message": "the input is not a recognisable image"}}
 
 
 # --- the queue is the only way in --------------------------------------------------------------

@@ -1,0 +1,225 @@
+"""The URL fetcher's SSRF guard and limits, against loopback servers started here.
+
+A loopback server is not public, so the tests that need a fetch to get through
+pass ``allowed=`` admitting 127.0.0.1 only (and ``resolver=`` to give a name an
+address); everything else is the code the service runs.
+"""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import ClassVar
+
+import pytest
+
+from core.errors import ImageTooLarge, UrlFetchFailed, UrlRefused
+from core.remote import fetch_url, is_public
+
+BODY = b"\x89PNG pretend image bytes" * 100
+LOOPBACK_ONLY: Callable[[str], bool] = lambda address: address == "127.0.0.1"  # noqa: E731
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    routes: ClassVar[dict[str, Callable[[http.server.BaseHTTPRequestHandler], None]]] = {}
+
+    def do_GET(self) -> None:
+        self.routes.get(self.path.split("?")[0], _not_found)(self)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _not_found(h: http.server.BaseHTTPRequestHandler) -> None:
+    h.send_response(404)
+    h.send_header("Content-Length", "0")
+    h.end_headers()
+
+
+def _ok(h: http.server.BaseHTTPRequestHandler) -> None:
+    h.send_response(200)
+    h.send_header("Content-Length", str(len(BODY)))
+    h.send_header("X-Seen-Host", h.headers["Host"])
+    h.end_headers()
+    h.wfile.write(BODY)
+
+
+def _echo_host(h: http.server.BaseHTTPRequestHandler) -> None:
+    body = h.headers["Host"].encode()
+    h.send_response(200)
+    h.send_header("Content-Length", str(len(body)))
+    h.end_headers()
+    h.wfile.write(body)
+
+
+def _redirect_to(location: str) -> Callable[[http.server.BaseHTTPRequestHandler], None]:
+    def handler(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(302)
+        h.send_header("Location", location)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    return handler
+
+
+def _huge_declared(h: http.server.BaseHTTPRequestHandler) -> None:
+    h.send_response(200)
+    h.send_header("Content-Length", str(10**9))
+    h.end_headers()
+
+
+def _endless(h: http.server.BaseHTTPRequestHandler) -> None:
+    h.send_response(200)
+    h.end_headers()  # no length: read until close, which never comes
+    try:
+        while True:
+            h.wfile.write(b"x" * 65536)
+    except OSError:
+        pass
+
+
+def _trickle(h: http.server.BaseHTTPRequestHandler) -> None:
+    h.send_response(200)
+    h.end_headers()
+    try:
+        for _ in range(100):
+            h.wfile.write(b"x")
+            h.wfile.flush()
+            time.sleep(0.1)
+    except OSError:
+        pass
+
+
+@pytest.fixture(scope="module")
+def base() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    Handler.routes = {
+        "/ok": _ok,
+        "/host": _echo_host,
+        "/to-ok": _redirect_to("/ok"),
+        "/to-other-loopback": _redirect_to(f"http://127.0.0.2:{server.server_address[1]}/ok"),
+        "/to-metadata": _redirect_to("http://169.254.169.254/latest/meta-data/"),
+        "/to-file": _redirect_to("file:///etc/passwd"),
+        "/loop": _redirect_to("/loop"),
+        "/huge": _huge_declared,
+        "/endless": _endless,
+        "/trickle": _trickle,
+    }
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield url
+    server.shutdown()
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+     "224.0.0.1", "255.255.255.255", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "::"],
+)  # fmt: skip
+def test_non_public_addresses(address: str) -> None:
+    assert not is_public(address)
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
+def test_public_addresses(address: str) -> None:
+    assert is_public(address)
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("file:///etc/passwd", "only http and https"),
+        ("ftp://example.com/a.png", "only http and https"),
+        ("gopher://127.0.0.1:70/", "only http and https"),
+        ("/etc/passwd", "only http and https"),
+        ("http://user:pw@example.com/a.png", "credentials"),
+        ("http://example.com:25/a.png", "port 25"),
+        ("http:///a.png", "no host"),
+        ("http://[::1/", "not a valid URL"),
+    ],
+)
+def test_refused_before_any_connection(url: str, says: str) -> None:
+    def resolver(host: str, port: int) -> list[str]:
+        raise AssertionError("resolved a refused URL")
+
+    with pytest.raises(UrlRefused) as info:
+        fetch_url(url, 10_000, resolver=resolver)
+    assert says in info.value.message
+
+
+@pytest.mark.parametrize(
+    "addresses", [["127.0.0.1"], ["169.254.169.254"], ["10.0.0.7"], ["93.184.216.34", "192.168.0.1"], ["::1"]]
+)
+def test_any_non_public_address_refuses_the_host(addresses: list[str]) -> None:
+    with pytest.raises(UrlRefused) as info:
+        fetch_url("http://images.example/a.png", 10_000, resolver=lambda h, p: addresses)
+    assert "non-public address" in info.value.message
+
+
+def test_real_names_of_loopback_are_refused() -> None:
+    """The real resolver, the real check: localhost never gets through."""
+    with pytest.raises(UrlRefused):
+        fetch_url("http://localhost:8080/a.png", 10_000)
+
+
+def test_fetches_a_body(base: str) -> None:
+    assert fetch_url(f"{base}/ok", 10_000, allowed=LOOPBACK_ONLY) == BODY
+
+
+def test_connects_to_the_checked_address_with_the_name_as_host(base: str) -> None:
+    """No second DNS lookup: the socket goes to the address that was checked."""
+    port = base.rsplit(":", 1)[1]
+    seen: list[str] = []
+
+    def resolver(host: str, p: int) -> list[str]:
+        seen.append(host)
+        return ["127.0.0.1"]
+
+    assert fetch_url(f"http://images.example:{port}/host", 10_000, resolver=resolver, allowed=LOOPBACK_ONLY) == (
+        f"images.example:{port}".encode()
+    )
+    assert seen == ["images.example"]
+
+
+def test_redirects_are_followed_and_checked(base: str) -> None:
+    assert fetch_url(f"{base}/to-ok", 10_000, allowed=LOOPBACK_ONLY) == BODY
+    for path, error in (("/to-other-loopback", UrlRefused), ("/to-metadata", UrlRefused), ("/to-file", UrlRefused)):
+        with pytest.raises(error):
+            fetch_url(f"{base}{path}", 10_000, allowed=LOOPBACK_ONLY)
+    with pytest.raises(UrlFetchFailed, match="redirects"):
+        fetch_url(f"{base}/loop", 10_000, allowed=LOOPBACK_ONLY)
+
+
+def test_not_found(base: str) -> None:
+    with pytest.raises(UrlFetchFailed, match="404"):
+        fetch_url(f"{base}/nothing", 10_000, allowed=LOOPBACK_ONLY)
+
+
+def test_size_limit_from_the_header_and_while_reading(base: str) -> None:
+    with pytest.raises(ImageTooLarge):
+        fetch_url(f"{base}/huge", 10_000, allowed=LOOPBACK_ONLY)
+    with pytest.raises(ImageTooLarge):
+        fetch_url(f"{base}/endless", 1_000_000, allowed=LOOPBACK_ONLY)
+    with pytest.raises(ImageTooLarge):
+        fetch_url(f"{base}/ok", len(BODY) - 1, allowed=LOOPBACK_ONLY)
+
+
+def test_a_trickling_body_hits_the_deadline(base: str) -> None:
+    with pytest.raises(UrlFetchFailed, match="too long"):
+        fetch_url(f"{base}/trickle", 10_000, allowed=LOOPBACK_ONLY, deadline_s=0.5)
+
+
+def test_a_silent_server_times_out() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts the connection, never answers
+    try:
+        with pytest.raises(UrlFetchFailed, match="timed out"):
+            fetch_url(f"http://127.0.0.1:{listener.getsockname()[1]}/", 10_000, allowed=LOOPBACK_ONLY, timeout_s=0.5)
+    finally:
+        listener.close()

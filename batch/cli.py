@@ -1,0 +1,125 @@
+"""``python app.py batch IN OUT [OPTIONS]``: remove the backgrounds of a folder, a list or a zip.
+
+Exit codes: 0 every input done or skipped; 1 some input failed (listed in
+``OUT/_report.json``) or an error stopped the run (weights, provider); 2 bad usage
+(missing IN, bad option value, Ray not installed); 130/143 stopped by SIGINT/SIGTERM.
+The final summary goes to stdout; logs and the progress bar go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from batch.inputs import InputError
+from core.settings import Settings, SettingsError, build_parser, load_settings
+
+PROG = "app.py batch"
+
+
+def _workers(value: str) -> int | None:
+    if value == "auto":
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {value!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return count
+
+
+def build_batch_parser() -> argparse.ArgumentParser:
+    parser = build_parser(
+        prog=PROG,
+        description="Remove the backgrounds of every image in a folder (recursively), a list file or a zip.",
+    )
+    parser.add_argument("input", type=Path, metavar="IN", help="a folder, a list file (one path per line) or a zip")
+    parser.add_argument("output", type=Path, metavar="OUT", help="output folder; mirrors IN's folders")
+    parser.add_argument("--model", help="model name (default: --default-model)")
+    parser.add_argument("--provider", help="cpu, cuda, tensorrt, openvino or auto (default: --default-provider)")
+    parser.add_argument("--format", dest="output_format", default="png", help="png (default), webp or jpeg (.jpg)")
+    parser.add_argument("--quality", type=int, help="lossy WebP/JPEG quality 1-100 (default: lossless WebP, JPEG 90)")
+    parser.add_argument("--only-mask", action="store_true", help="write the mask instead of the cutout")
+    parser.add_argument("--bgcolor", help="background colour r,g,b[,a] or #rrggbb")
+    parser.add_argument("--background-image", type=Path, help="an image to put behind every cutout")
+    parser.add_argument("--crop", action="store_true", help="crop to the subject")
+    parser.add_argument("--crop-margin", type=int, default=0, help="margin around the subject, pixels")
+    parser.add_argument("--alpha-matting", action="store_true", help="refine edges with alpha matting")
+    parser.add_argument("--alpha-matting-foreground-threshold", type=int, default=240, metavar="N")
+    parser.add_argument("--alpha-matting-background-threshold", type=int, default=10, metavar="N")
+    parser.add_argument("--alpha-matting-erode-size", type=int, default=10, metavar="N")
+    parser.add_argument("--post-process-mask", action="store_true", help="smooth the mask")
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=argparse.SUPPRESS,
+        metavar="N|auto",
+        help="processes (default 1; auto: one per GPU, or one per 2 physical cores); "
+        "on CPU each gets physical cores / N threads unless --threads is given",
+    )
+    parser.add_argument(
+        "--ray",
+        metavar="local|auto|ADDRESS",
+        help="run on a Ray cluster: local (start one here), auto (the running one) or its address",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str], configure_logging: Callable[[Settings], None] | None = None) -> int:
+    """Run ``batch``; ``SettingsError`` (bad flag) and fatal ``RemovalError`` propagate to app.py."""
+    from batch.ray_runner import RAY_INSTALL_HINT, ray_available
+    from batch.runner import BatchConfig, run_batch
+    from core.options import RemovalOptions
+
+    parser = build_batch_parser()
+    args = parser.parse_args(list(argv))
+    settings = load_settings(argv, parser=parser)
+    if configure_logging is not None:
+        configure_logging(settings)
+    if args.ray is not None and not ray_available():
+        raise SettingsError(RAY_INSTALL_HINT)
+    background: bytes | None = None
+    if args.background_image is not None:
+        try:
+            background = args.background_image.read_bytes()
+        except OSError as exc:
+            raise SettingsError(f"--background-image: {exc.strerror or exc}") from None
+    options = RemovalOptions(
+        model=args.model,
+        provider=args.provider,
+        output_format=args.output_format,
+        quality=args.quality,
+        only_mask=args.only_mask,
+        bgcolor=args.bgcolor,
+        background_image=background,
+        crop=args.crop,
+        crop_margin=args.crop_margin,
+        alpha_matting=args.alpha_matting,
+        alpha_matting_foreground_threshold=args.alpha_matting_foreground_threshold,
+        alpha_matting_background_threshold=args.alpha_matting_background_threshold,
+        alpha_matting_erode_size=args.alpha_matting_erode_size,
+        post_process_mask=args.post_process_mask,
+    )
+    # Not given: one process locally (all cores in one session), auto on Ray (fill the cluster).
+    workers = getattr(args, "workers", None if args.ray is not None else 1)
+    config = BatchConfig(
+        source=args.input,
+        out=args.output,
+        options=options,
+        settings=settings,
+        workers=workers,
+        ray=args.ray,
+        overwrite=args.overwrite,
+        progress=args.progress,
+        background_image=str(args.background_image) if args.background_image else None,
+    )
+    try:
+        result = run_batch(config)
+    except InputError as exc:
+        raise SettingsError(str(exc)) from None
+    print(f"{result.summary.line()}; report: {result.report}", flush=True)  # noqa: T201 - the CLI summary
+    return result.exit_code

@@ -1,0 +1,391 @@
+"""Run a batch: plan the inputs, skip complete outputs, process the rest, write the report.
+
+``run_batch(config)`` is the whole job; the work itself runs in one of three
+places, all producing the same ``Outcome`` stream:
+
+- inline, in this process (``--workers 1``, the default): one engine whose session
+  uses every physical core (or ``--threads``);
+- ``--workers N`` processes (``spawn``, so no onnxruntime state is forked), each
+  with ``threads = physical_cores // N`` unless ``--threads`` is given, or on a GPU
+  provider one process per GPU, pinned with ``CUDA_VISIBLE_DEVICES``;
+- a Ray cluster (``--ray``, ``batch.ray_runner``).
+
+Stopping: the first SIGINT or SIGTERM stops handing out inputs; the images in
+progress finish (seconds) and the report is written, marked interrupted. A second
+signal stops at once; the temporary file being written is removed, so no output
+is ever partial. The exit code is then 130 (SIGINT) or 143 (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Generator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from batch import inputs
+from batch.inputs import Item
+from batch.outcome import FAILED, FATAL_CODES, SKIPPED, Outcome, Summary, read_report, write_report
+from batch.work import Worker, configure_worker_process, sweep_temporaries
+from core.errors import RemovalError
+from core.options import RemovalOptions
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Providers that run on a GPU: one worker per device.
+GPU_PROVIDERS = frozenset({"cuda", "tensorrt"})
+
+
+class BatchAborted(RemovalError):
+    """An error no input can escape (weights missing, provider cannot load) stopped the run."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """Everything one ``batch`` run needs; built by the CLI (or a test)."""
+
+    source: Path
+    out: Path
+    options: RemovalOptions
+    settings: Settings
+    workers: int | None = 1  # None: auto (one per GPU, or one per 2 physical cores)
+    ray: str | None = None  # "local", "auto" or a cluster address
+    overwrite: bool = False
+    progress: bool = True
+    background_image: str | None = None  # its path, for the report only
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How many workers, with how many threads each, on which GPUs."""
+
+    workers: int
+    threads: int  # onnxruntime intra-op threads per worker (0 = all physical cores)
+    provider: str  # the provider the run asks for (after resolving ``auto``)
+    gpus: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        threads = "all cores" if self.threads == 0 else f"{self.threads} threads"
+        return f"{self.workers} worker(s) x {threads} on {self.provider}"
+
+
+@dataclass
+class BatchResult:
+    summary: Summary
+    report: Path
+    signal: int | None  # the signal that stopped the run, if one did
+
+    @property
+    def exit_code(self) -> int:
+        if self.signal is not None:
+            return 128 + self.signal
+        return 1 if self.summary.counts[FAILED] else 0
+
+
+class StopFlag:
+    """SIGINT/SIGTERM handling for the run: first signal asks to stop, second stops now."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def request(self, signum: int) -> None:
+        if self.signum is None:
+            self.signum = signum
+            log.warning("stopping after the images in progress (signal again to stop at once)")
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt  # second signal: unwind now; temporary files clean up
+        self.request(signum)
+
+    def install(self) -> None:
+        """(Re)install the handlers; again after ``ray.init``, which sets its own for SIGTERM."""
+        # Handlers can only be installed from the main thread (a library caller may be elsewhere).
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous = signal.signal(signum, self._handle)
+                self._previous.setdefault(signum, previous)
+
+    def __enter__(self) -> StopFlag:
+        self.install()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def gpu_ids() -> tuple[str, ...]:
+    """The GPUs this process may use: ``CUDA_VISIBLE_DEVICES``, else ``nvidia-smi -L``."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return tuple(v.strip() for v in visible.split(",") if v.strip() and v.strip() != "-1")
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    return tuple(str(i) for i, line in enumerate(listed.stdout.splitlines()) if line.startswith("GPU "))
+
+
+def plan_layout(settings: Settings, options: RemovalOptions, workers: int | None) -> Layout:
+    """Workers and threads for a local run: one per GPU, or the physical cores split evenly."""
+    from core import providers
+
+    requested = options.provider or settings.default_provider
+    provider = providers.resolve(requested)[0] if requested == "auto" else requested
+    if provider in GPU_PROVIDERS:
+        gpus = gpu_ids()
+        count = workers or max(1, len(gpus))
+        if gpus and count > len(gpus):
+            log.warning("%d workers on %d GPU(s): workers share GPUs (one per GPU is best)", count, len(gpus))
+        return Layout(count, settings.threads, provider, gpus)
+    cores = providers.physical_cores()
+    count = workers or max(1, cores // 2)
+    if count > cores:
+        log.warning("%d workers on %d physical cores: more workers than cores only adds contention", count, cores)
+    # One worker keeps the setting (0 = all cores); several split the cores between them.
+    threads = settings.threads or (0 if count == 1 else max(1, cores // count))
+    return Layout(count, threads, provider)
+
+
+def run_batch(config: BatchConfig) -> BatchResult:
+    """Run the whole job; raises ``InputError``/``SettingsError`` (usage) or ``RemovalError`` (fatal)."""
+    options = config.options.validated()
+    plan = inputs.plan(config.source, config.out, options.output_format)
+    if plan.ignored:
+        log.info("left out %d file(s) without an image extension or hidden", plan.ignored)
+    config.out.mkdir(parents=True, exist_ok=True)
+    swept = sweep_temporaries(config.out)
+    if swept:
+        log.info("removed %d temporary file(s) left by an interrupted run", swept)
+    context = _context(config, options, plan.kind)
+    todo, skipped = _split(config, plan.items, context)
+
+    summary = Summary(outcomes=[*plan.refused, *skipped])
+    stopper = StopFlag()
+    started = time.perf_counter()
+    with stopper, logging_redirect_tqdm():
+        bar = tqdm(
+            total=len(todo), unit="img", desc="batch", disable=not config.progress, file=sys.stderr, smoothing=0.1
+        )
+        stream = _execute(config, options, todo, stopper, context)
+        try:
+            try:
+                for outcome in stream:
+                    summary.outcomes.append(outcome)
+                    bar.update(1)
+                    if outcome.status == FAILED:
+                        if outcome.code in FATAL_CODES:
+                            raise BatchAborted(outcome.code, outcome.message)
+                        log.warning("%s: %s (%s)", outcome.key, outcome.message, outcome.code)
+                        bar.set_postfix(failed=summary.counts[FAILED], refresh=False)
+            finally:
+                # Now, not at garbage collection: an abort must stop the worker processes
+                # (or the Ray job) before the report is written.
+                stream.close()
+        except KeyboardInterrupt:
+            stopper.request(stopper.signum or signal.SIGINT)
+        except BaseException:
+            summary.elapsed_s = time.perf_counter() - started
+            write_report(config.out, summary, {**context, "aborted": True}, len(plan.items) + len(plan.refused))
+            raise
+        finally:
+            bar.close()
+    summary.elapsed_s = time.perf_counter() - started
+    summary.interrupted = stopper.requested and len(summary.outcomes) < len(plan.items) + len(plan.refused)
+    report = write_report(config.out, summary, context, len(plan.items) + len(plan.refused))
+    return BatchResult(summary, report, stopper.signum if summary.interrupted else None)
+
+
+def _context(config: BatchConfig, options: RemovalOptions, kind: str) -> dict[str, Any]:
+    opts = dataclasses.asdict(options)
+    opts["background_image"] = config.background_image
+    return {
+        "input": str(config.source),
+        "input_kind": kind,
+        "output": str(config.out),
+        "options": opts,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _split(config: BatchConfig, items: list[Item], context: dict[str, Any]) -> tuple[list[Item], list[Outcome]]:
+    """Items still to do, and outcomes for those whose output already exists (complete, see ``batch.work``)."""
+    if config.overwrite:
+        return list(items), []
+    todo: list[Item] = []
+    skipped: list[Outcome] = []
+    for item in items:
+        if (config.out / item.output).exists():
+            skipped.append(Outcome(key=item.key, status=SKIPPED, output=item.output))
+        else:
+            todo.append(item)
+    previous = read_report(config.out)
+    # Through JSON, as the report stores them (tuples come back as lists).
+    current = json.loads(json.dumps(context["options"]))
+    if skipped and previous is not None and previous.get("options") != current:
+        log.warning(
+            "OUT holds outputs of a run with other options; they are kept as they are (--overwrite redoes them)"
+        )
+    return todo, skipped
+
+
+def _execute(
+    config: BatchConfig, options: RemovalOptions, items: list[Item], stop: StopFlag, context: dict[str, Any]
+) -> Generator[Outcome, None, None]:
+    if not items:  # nothing to do: load no model, start no worker
+        return
+    if config.ray is not None:
+        from batch.ray_runner import execute_on_ray  # Ray is optional and slow to import
+
+        context["runner"] = {"kind": "ray", "address": config.ray}
+        yield from execute_on_ray(config, options, items, stop, context)
+        return
+    layout = plan_layout(config.settings, options, config.workers)
+    context["runner"] = {
+        "kind": "local",
+        "workers": layout.workers,
+        "threads_per_worker": layout.threads,
+        "provider": layout.provider,
+    }
+    log.info("running %d image(s): %s", len(items), layout.describe())
+    if layout.workers == 1:
+        settings = dataclasses.replace(config.settings, threads=layout.threads)
+        worker = Worker(settings, options, config.out)
+        for item in items:
+            if stop.requested:
+                return
+            yield worker.process(item)
+        return
+    yield from _run_pool(config, options, items, layout, stop)
+
+
+# --- worker processes -------------------------------------------------------------
+
+_WORKER: Worker | None = None
+_WORKER_ERROR: RemovalError | None = None
+
+
+class Terminated(BaseException):
+    """SIGTERM reached a worker process: unwind (removing its temporary file) and stop."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def _init_process(settings: Settings, options: RemovalOptions, out: str, gpus: tuple[str, ...], counter: Any) -> None:
+    global _WORKER, _WORKER_ERROR
+    # The driver decides when to stop (Ctrl-C reaches the whole process group).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _terminate)
+    if gpus:
+        with counter.get_lock():
+            index = counter.value
+            counter.value += 1
+        # Read by CUDA when the session is created below, so setting it here is early enough.
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
+    configure_worker_process(settings)
+    try:
+        _WORKER = Worker(settings, options, out)
+    except RemovalError as exc:  # reported with the first item; raising here would only break the pool
+        _WORKER_ERROR = exc
+
+
+def _process_in_worker(item: Item) -> Outcome:
+    if _WORKER is None:
+        error = _WORKER_ERROR or RemovalError("the worker did not start")
+        return Outcome.failed(item.key, error.code, error.message, item.output)
+    return _WORKER.process(item)
+
+
+def _run_pool(
+    config: BatchConfig, options: RemovalOptions, items: list[Item], layout: Layout, stop: StopFlag
+) -> Generator[Outcome, None, None]:
+    from models.fetch import ensure_model
+    from models.registry import get_spec
+
+    # Fetch once here, not N times at once in the workers.
+    spec = get_spec(options.model or config.settings.default_model)
+    ensure_model(spec, config.settings.model_home, fetch_missing=config.settings.fetch_missing)
+    context = multiprocessing.get_context("spawn")
+    settings = dataclasses.replace(config.settings, threads=layout.threads)
+    executor = ProcessPoolExecutor(
+        max_workers=layout.workers,
+        mp_context=context,
+        initializer=_init_process,
+        initargs=(settings, options, str(config.out), layout.gpus, context.Value("i", 0)),
+    )
+    queue = iter(items)
+    pending: set[Future[Outcome]] = set()
+
+    def fill() -> None:
+        # A short window of work in flight: a stop then waits for a few images, not the whole queue.
+        while len(pending) < 2 * layout.workers and not stop.requested:
+            item = next(queue, None)
+            if item is None:
+                return
+            pending.add(executor.submit(_process_in_worker, item))
+
+    clean = False
+    try:
+        fill()
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in done:
+                try:
+                    yield future.result()
+                except Terminated:
+                    stop.request(signal.SIGTERM)  # someone is stopping the workers; stop handing out work
+            fill()
+        clean = True
+    except BrokenProcessPool as exc:
+        if not stop.requested:
+            raise BatchAborted(
+                "worker_died", "a worker process died (killed, or out of memory); rerun to go on where it stopped"
+            ) from exc
+    finally:
+        if clean:
+            executor.shutdown(wait=True)
+        else:
+            _terminate_pool(executor)
+
+
+def _terminate_pool(executor: ProcessPoolExecutor) -> None:
+    """Stop now: cancel what is queued and SIGTERM the workers (each removes its temporary file)."""
+    # Python < 3.14 has no public way to reach the worker processes.
+    processes = list(getattr(executor, "_processes", {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()

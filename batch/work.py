@@ -1,0 +1,137 @@
+"""One input to one output: read, remove the background, write atomically.
+
+``Worker`` is what runs wherever the work runs: in the local process, in each
+``--workers`` process and in each Ray actor. It owns one ``Engine`` whose session
+is loaded in ``__init__``, so a worker pays the model load once, and it turns every
+error of one input into a failed ``Outcome`` so that the rest go on.
+
+Completeness: an output exists under its final name only after ``os.replace`` of a
+fully written (and fsynced) temporary file in the same folder, so existence alone
+says an output is complete; a rerun skips existing outputs and never rewrites them.
+Temporary files are hidden (``.NAME.PID.rembg-part``): a stop by signal removes the
+one being written, and ``sweep_temporaries`` clears those a killed run left behind.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+import zipfile
+from pathlib import Path
+
+from batch.inputs import Item
+from batch.outcome import DONE, Outcome
+from core.errors import ImageTooLarge, InvalidImage, RemovalError
+from core.options import RemovalOptions
+from core.pipeline import Engine
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TEMP_SUFFIX = ".rembg-part"
+
+
+def temporary_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is either absent or complete.
+
+    The temporary file lives in the same folder, so ``os.replace`` is a rename on
+    one file system (atomic on POSIX, also on NFS and most shared file systems);
+    fsync first, so a crash after the rename cannot leave a name with lost data.
+    Any exception, ``KeyboardInterrupt`` and ``SystemExit`` included, removes it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def sweep_temporaries(out: Path) -> int:
+    """Remove temporary files that a killed run (SIGKILL, power loss) left in ``out``."""
+    removed = 0
+    if not out.is_dir():
+        return 0
+    for folder, _, files in os.walk(out):
+        for name in files:
+            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                Path(folder, name).unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+@functools.lru_cache(maxsize=4)
+def _open_zip(path: str) -> zipfile.ZipFile:
+    # Kept open: re-reading the central directory for every member of a large zip is slow.
+    return zipfile.ZipFile(path)
+
+
+def read_input(item: Item, max_bytes: int) -> bytes | str:
+    """The input's bytes (zip member) or its path (file; the engine reads and checks it)."""
+    if not item.member:
+        return item.source
+    try:
+        archive = _open_zip(item.source)
+        info = archive.getinfo(item.member)
+        # Checked before inflating: a zip bomb's member claims its size up front.
+        if info.file_size > max_bytes:
+            raise ImageTooLarge(f"the file is {info.file_size:,} bytes; the limit is {max_bytes:,} bytes")
+        return archive.read(info)
+    except (OSError, KeyError, zipfile.BadZipFile, RuntimeError) as exc:
+        # RuntimeError: an encrypted member; BadZipFile: a CRC mismatch or damage.
+        raise InvalidImage(f"cannot read the zip member: {exc}") from None
+
+
+def configure_worker_process(settings: Settings) -> None:
+    """Process-wide state that ``app.configure_process`` sets, for processes app.py did not
+    start (``--workers`` processes, Ray actors): Pillow's decompression-bomb limit, which the
+    decoder turns into ``ImageTooLarge``; without it a worker would refuse other images."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = settings.max_pixels
+
+
+class Worker:
+    """An engine with its session loaded, and the options and OUT of one run."""
+
+    def __init__(self, settings: Settings, options: RemovalOptions, out_root: str | Path) -> None:
+        self.engine = Engine(settings)
+        self.options = options.validated()
+        self.out_root = Path(out_root)
+        # Load now: the first image is then not slower than the rest, and a model or
+        # provider that cannot load fails here, once, not on every image.
+        session = self.engine.sessions.get(
+            self.options.model or settings.default_model, self.options.provider or settings.default_provider
+        )
+        self.provider = session.provider
+
+    def process(self, item: Item) -> Outcome:
+        """Run one item; every error becomes a failed outcome naming its code and reason."""
+        started = time.perf_counter()
+        target = self.out_root / item.output
+        try:
+            result = self.engine.remove(read_input(item, self.engine.limits.max_bytes), self.options)
+            write_atomic(target, result.data)
+        except RemovalError as exc:
+            return Outcome.failed(item.key, exc.code, exc.message, item.output, _ms(started))
+        except OSError as exc:  # writing: disk full, permissions
+            return Outcome.failed(item.key, "write_error", f"cannot write {target}: {exc.strerror or exc}", item.output)
+        except Exception as exc:  # one unexpected bug must not end a run of thousands (logged with its traceback)
+            log.exception("unexpected error on %s", item.key)
+            return Outcome.failed(item.key, "internal_error", f"{type(exc).__name__}: {exc}", item.output)
+        return Outcome(key=item.key, status=DONE, output=item.output, ms=_ms(started))
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

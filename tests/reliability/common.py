@@ -1,0 +1,268 @@
+"""Shared pieces of the reliability tests and scripts: an isolated server, temp-file census, requests, figures.
+
+The server is ``tests.conftest.launch_server`` with its own ``TMPDIR`` and
+``GRADIO_TEMP_DIR`` under one folder, so every temporary file it makes (Gradio's
+upload cache, our ``OutputStore``, Starlette's spooled uploads) can be counted.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from tests.conftest import FIXTURES, Server, launch_server
+
+#: Engine option names as the REST API spells them.
+REST_NAMES = {
+    "alpha_matting": "a",
+    "alpha_matting_foreground_threshold": "af",
+    "alpha_matting_background_threshold": "ab",
+    "alpha_matting_erode_size": "ae",
+    "output_format": "format",
+    "bgcolor": "bgc",
+    "only_mask": "om",
+    "post_process_mask": "ppm",
+}
+
+
+@dataclass
+class IsolatedServer:
+    """A launched server whose temporary files all live under ``temp``."""
+
+    server: Server
+    temp: Path
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def pid(self) -> int:
+        return int(self.server.process.pid)
+
+
+def launch_isolated(root: Path, *flags: str, timeout: float = 120) -> IsolatedServer:
+    """``launch_server`` with ``TMPDIR`` and ``GRADIO_TEMP_DIR`` inside ``root/temp``."""
+    temp = root / "temp"
+    (temp / "gradio").mkdir(parents=True, exist_ok=True)
+    env = {"TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(temp / "gradio")}
+    return IsolatedServer(launch_server(root, *flags, env=env, timeout=timeout), temp)
+
+
+def new_root(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def kind(relpath: str) -> str:
+    """What a file under the server's temp folder is, from its path relative to that folder.
+
+    ``stray``: Gradio's loose ``tmp*`` files and any half-written ``.part``/staging
+    file, which nothing ever cleans; ``outputs``: results in our ``OutputStore``
+    (kept an hour by design, then pruned); ``gradio_cache``: Gradio's
+    content-addressed upload/result cache (``delete_cache``); ``other``: the rest.
+    """
+    parts = Path(relpath).parts
+    name = parts[-1]
+    if name.endswith(".part") or (parts[0] == "gradio" and len(parts) > 2 and name.startswith(".")):
+        return "stray"
+    if parts[0] == "gradio" and len(parts) == 2 and name.startswith("tmp"):
+        return "stray"
+    if parts[0].startswith("rembg-webui-"):
+        return "outputs"
+    if parts[0] == "gradio" and len(parts) == 3 and len(parts[1]) == 64:
+        return "gradio_cache"
+    return "other"
+
+
+def census(temp: Path) -> dict[str, int]:
+    """How many files of each ``kind`` are under the server's temp folder."""
+    counts = {"stray": 0, "outputs": 0, "gradio_cache": 0, "other": 0}
+    for rel in files_under(temp):
+        counts[kind(rel)] += 1
+    return counts
+
+
+def strays(temp: Path) -> list[str]:
+    """The stray files themselves (for the report), sorted."""
+    return sorted(rel for rel in files_under(temp) if kind(rel) == "stray")
+
+
+def files_under(temp: Path) -> set[str]:
+    return {str(p.relative_to(temp)) for p in temp.rglob("*") if p.is_file()}
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of ``pid`` from ``/proc/PID/status`` (``VmRSS``), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def rest_form(options: dict[str, Any]) -> dict[str, str]:
+    """Engine-named options as REST form fields."""
+    form = {}
+    for name, value in options.items():
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        form[REST_NAMES.get(name, name)] = text
+    return form
+
+
+def rest_remove(http: httpx.Client, data: bytes, filename: str = "image.png", **options: Any) -> httpx.Response:
+    files = {"file": (filename, data, "application/octet-stream")}
+    return http.post("/api/remove", files=files, data=rest_form(options))
+
+
+def decoded(data: bytes) -> Image.Image:
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return im
+
+
+def alpha(im: Image.Image) -> np.ndarray:
+    channel = im if im.mode == "L" else im.getchannel("A")
+    return np.asarray(channel)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of alpha > 127; 0 when the sizes differ (a mix-up by definition)."""
+    if a.shape != b.shape:
+        return 0.0
+    x, y = a > 127, b > 127
+    union = int((x | y).sum())
+    return float((x & y).sum() / union) if union else 1.0
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
+    arr = np.asarray(values)
+    return {f"p{q}": float(np.percentile(arr, q)) for q in (50, 95, 99)}
+
+
+def machine_load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
+# --- one request through either way in, checked against a reference mask (load and soak) ----------
+
+
+REFUSAL_STATUSES = (429, 503, 413)
+
+
+@dataclass
+class Outcome:
+    path: str  # "rest" or "gradio"
+    photo: str
+    seconds: float
+    status: str  # "ok", "mixup", "refused" or "error"
+    detail: str = ""
+    iou: float = 1.0
+
+
+def reference_masks(photos: Sequence[str], model: str) -> dict[str, np.ndarray]:
+    """Each photo's alpha from the library, computed once: what every response must match."""
+    from core import Engine, RemovalOptions, load_settings
+
+    engine = Engine(load_settings([]))
+    options = RemovalOptions(model=model, provider="cpu")
+    return {p: alpha(engine.remove(FIXTURES / p, options).image) for p in photos}
+
+
+class Requester:
+    """One client's connections: an ``httpx.Client`` for REST and a ``gradio_client.Client``."""
+
+    def __init__(self, url: str, downloads: Path, references: dict[str, np.ndarray], model: str) -> None:
+        from gradio_client import Client
+
+        self.http = httpx.Client(base_url=url, timeout=600)
+        self.gradio = Client(url, verbose=False, download_files=str(downloads), analytics_enabled=False)
+        self.references = references
+        self.model = model
+        self.photos = {p: (FIXTURES / p).read_bytes() for p in references}
+
+    def close(self) -> None:
+        self.http.close()
+
+    def one(self, path: str, photo: str) -> Outcome:
+        start = time.perf_counter()
+        try:
+            data = self._rest(photo) if path == "rest" else self._gradio(photo)
+        except Refused as exc:
+            return Outcome(path, photo, time.perf_counter() - start, "refused", str(exc))
+        except Exception as exc:  # noqa: BLE001 - every other failure is counted, with what it was
+            return Outcome(path, photo, time.perf_counter() - start, "error", f"{type(exc).__name__}: {exc}"[:300])
+        seconds = time.perf_counter() - start
+        score = iou(alpha(decoded(data)), self.references[photo])
+        if score < MIN_IOU:
+            return Outcome(path, photo, seconds, "mixup", f"IoU {score:.4f} with its own reference", score)
+        return Outcome(path, photo, seconds, "ok", iou=score)
+
+    def _rest(self, photo: str) -> bytes:
+        files = {"file": (photo, self.photos[photo], "application/octet-stream")}
+        response = self.http.post("/api/remove", files=files, data={"model": self.model, "provider": "cpu"})
+        if response.status_code in REFUSAL_STATUSES:
+            raise Refused(f"{response.status_code} {response.text[:120]}")
+        if response.status_code != 200:
+            raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
+        return response.content
+
+    def _gradio(self, photo: str) -> bytes:
+        from gradio_client import handle_file
+
+        try:
+            out, _ = self.gradio.predict(
+                handle_file(str(FIXTURES / photo)), model=self.model, provider="cpu", api_name="/remove_background"
+            )
+        except Exception as exc:
+            if "queue is full" in str(exc).lower():
+                raise Refused(str(exc)) from None
+            raise
+        result = Path(out)
+        data = result.read_bytes()
+        result.unlink(missing_ok=True)  # the client's own download, not the server's
+        return data
+
+
+class Refused(Exception):
+    """An explicit refusal (full queue, too large): counted apart from errors."""
+
+
+MIN_IOU = 0.99
+
+
+def summarise(outcomes: list[Outcome], elapsed: float) -> dict[str, Any]:
+    ok = [o for o in outcomes if o.status == "ok"]
+    by_status = {s: sum(1 for o in outcomes if o.status == s) for s in ("ok", "mixup", "refused", "error")}
+    summary: dict[str, Any] = {
+        "requests": len(outcomes),
+        **by_status,
+        "elapsed_s": elapsed,
+        "throughput_rps": len(ok) / elapsed if elapsed else 0.0,
+        "latency_s": percentiles([o.seconds for o in ok]),
+        "by_path": {
+            path: {
+                "ok": sum(1 for o in ok if o.path == path),
+                "latency_s": percentiles([o.seconds for o in ok if o.path == path]),
+            }
+            for path in ("rest", "gradio")
+        },
+        "min_iou": min((o.iou for o in ok), default=float("nan")),
+        "errors_seen": sorted({o.detail for o in outcomes if o.status in ("error", "mixup")})[:10],
+    }
+    return summary
+
+
+def format_latency(p: dict[str, float]) -> str:
+    return " ".join(f"{k} {v * 1000:.0f} ms" for k, v in p.items())

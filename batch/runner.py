@@ -7,7 +7,7 @@ places, all producing the same ``Outcome`` stream:
   uses every physical core (or ``--threads``);
 - ``--workers N`` processes (``spawn``, so no onnxruntime state is forked), each
   with ``threads = physical_cores // N`` unless ``--threads`` is given, or on a GPU
-  provider one process per GPU, pinned with ``CUDA_VISIBLE_DEVICES``;
+  provider one process per GPU, each given its own ``gpu_device``;
 - a Ray cluster (``--ray``, ``batch.ray_runner``).
 
 Stopping: the first SIGINT or SIGTERM stops handing out inputs; the images in
@@ -22,7 +22,6 @@ import dataclasses
 import json
 import logging
 import multiprocessing
-import os
 import signal
 import subprocess
 import sys
@@ -45,7 +44,7 @@ from batch.outcome import FAILED, FATAL_CODES, SKIPPED, Outcome, Summary, read_r
 from batch.work import Worker, configure_worker_process, sweep_temporaries
 from core.errors import RemovalError
 from core.options import RemovalOptions
-from core.settings import Settings
+from core.settings import Settings, visible_gpu_count
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +82,7 @@ class Layout:
     workers: int
     threads: int  # onnxruntime intra-op threads per worker (0 = all physical cores)
     provider: str  # the provider the run asks for (after resolving ``auto``)
-    gpus: tuple[str, ...] = ()
+    gpus: tuple[int, ...] = ()
 
     def describe(self) -> str:
         threads = "all cores" if self.threads == 0 else f"{self.threads} threads"
@@ -141,16 +140,16 @@ class StopFlag:
             signal.signal(signum, handler)
 
 
-def gpu_ids() -> tuple[str, ...]:
-    """The GPUs this process may use: ``CUDA_VISIBLE_DEVICES``, else ``nvidia-smi -L``."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+def gpu_ids() -> tuple[int, ...]:
+    """The GPUs this process may use, as device indices: ``CUDA_VISIBLE_DEVICES``, else ``nvidia-smi -L``."""
+    visible = visible_gpu_count()
     if visible is not None:
-        return tuple(v.strip() for v in visible.split(",") if v.strip() and v.strip() != "-1")
+        return tuple(range(visible))
     try:
         listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return ()
-    return tuple(str(i) for i, line in enumerate(listed.stdout.splitlines()) if line.startswith("GPU "))
+    return tuple(range(sum(1 for line in listed.stdout.splitlines() if line.startswith("GPU "))))
 
 
 def plan_layout(settings: Settings, options: RemovalOptions, workers: int | None) -> Layout:
@@ -300,7 +299,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise Terminated
 
 
-def _init_process(settings: Settings, options: RemovalOptions, out: str, gpus: tuple[str, ...], counter: Any) -> None:
+def _init_process(settings: Settings, options: RemovalOptions, out: str, gpus: tuple[int, ...], counter: Any) -> None:
     global _WORKER, _WORKER_ERROR
     # The driver decides when to stop (Ctrl-C reaches the whole process group).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -309,8 +308,7 @@ def _init_process(settings: Settings, options: RemovalOptions, out: str, gpus: t
         with counter.get_lock():
             index = counter.value
             counter.value += 1
-        # Read by CUDA when the session is created below, so setting it here is early enough.
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
+        settings = dataclasses.replace(settings, gpu_device=gpus[index % len(gpus)])
     configure_worker_process(settings)
     try:
         _WORKER = Worker(settings, options, out)

@@ -104,7 +104,9 @@ def resolve(name: str) -> list[str]:
     return [name]
 
 
-def ort_providers(name: str, cache_dir: Path | None = None) -> list[str | tuple[str, dict[str, Any]]]:
+def ort_providers(
+    name: str, cache_dir: Path | None = None, device_id: int = 0
+) -> list[str | tuple[str, dict[str, Any]]]:
     """The provider list handed to onnxruntime for one of our names, with options.
 
     The CPU provider is appended so that operators an accelerator lacks can still
@@ -112,16 +114,16 @@ def ort_providers(name: str, cache_dir: Path | None = None) -> list[str | tuple[
     """
     if name == "cpu":
         return [ORT_PROVIDER["cpu"]]
-    return [(ORT_PROVIDER[name], provider_options(name, cache_dir)), ORT_PROVIDER["cpu"]]
+    return [(ORT_PROVIDER[name], provider_options(name, cache_dir, device_id)), ORT_PROVIDER["cpu"]]
 
 
-def provider_options(name: str, cache_dir: Path | None = None) -> dict[str, Any]:
+def provider_options(name: str, cache_dir: Path | None = None, device_id: int = 0) -> dict[str, Any]:
     """Options that make each accelerator fast for U²-Net's fixed 320x320 input."""
     if name == "cuda":
         # The input shape never changes, so the exhaustive search runs once and pays off.
-        return {"cudnn_conv_algo_search": "EXHAUSTIVE", "do_copy_in_default_stream": True}
+        return {"device_id": device_id, "cudnn_conv_algo_search": "EXHAUSTIVE", "do_copy_in_default_stream": True}
     if name == "tensorrt":
-        options: dict[str, Any] = {"trt_fp16_enable": True}
+        options: dict[str, Any] = {"device_id": device_id, "trt_fp16_enable": True}
         if cache_dir is not None:
             # Building a TensorRT engine takes minutes; the cache makes it once per machine.
             options |= {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir)}

@@ -34,6 +34,7 @@ class ModelSession:
     session: ort.InferenceSession
     load_ms: float
     _gate: threading.Semaphore = field(repr=False)
+    device_id: int = 0  # which GPU, for IO binding on an accelerator
 
     @property
     def input_name(self) -> str:
@@ -57,21 +58,23 @@ class ModelSession:
         with self._gate:
             if self.provider == "cpu":
                 return np.asarray(self.session.run([self.output_name], {self.input_name: batch})[0])
-            return run_bound(self.session, batch, device=DEVICE_OF.get(self.provider, "cpu"))
+            return run_bound(self.session, batch, device=DEVICE_OF.get(self.provider, "cpu"), device_id=self.device_id)
 
 
 #: Where an accelerator keeps its tensors, for IO binding.
 DEVICE_OF = {"cuda": "cuda", "tensorrt": "cuda"}
 
 
-def run_bound(session: ort.InferenceSession, batch: np.ndarray, device: str) -> np.ndarray:
+def run_bound(session: ort.InferenceSession, batch: np.ndarray, device: str, device_id: int = 0) -> np.ndarray:
     """Run with IO binding: the input is copied to ``device`` once, the mask is bound
     to the host and the side outputs stay on the device, unfetched."""
     binding = session.io_binding()
-    binding.bind_ortvalue_input(session.get_inputs()[0].name, ort.OrtValue.ortvalue_from_numpy(batch, device, 0))
+    binding.bind_ortvalue_input(
+        session.get_inputs()[0].name, ort.OrtValue.ortvalue_from_numpy(batch, device, device_id)
+    )
     binding.bind_output(session.get_outputs()[0].name, "cpu")
     for extra in session.get_outputs()[1:]:
-        binding.bind_output(extra.name, device)
+        binding.bind_output(extra.name, device, device_id)
     session.run_with_iobinding(binding)
     return np.asarray(binding.copy_outputs_to_cpu()[0])
 
@@ -92,7 +95,9 @@ def create_session(spec: ModelSpec, path: Path, provider: str, settings: Setting
         session = ort.InferenceSession(
             str(path),
             sess_options=session_options(settings),
-            providers=providers.ort_providers(provider, cache_dir=settings.model_home / "trt-cache"),
+            providers=providers.ort_providers(
+                provider, cache_dir=settings.model_home / "trt-cache", device_id=settings.gpu_device
+            ),
         )
     except Exception as exc:  # onnxruntime raises bare RuntimeError/Fail subclasses
         raise ProviderUnavailable(f"provider {provider!r} failed to start {spec.name}: {exc}") from exc
@@ -111,6 +116,7 @@ def create_session(spec: ModelSpec, path: Path, provider: str, settings: Setting
         session=session,
         load_ms=load_ms,
         _gate=threading.Semaphore(settings.inference_concurrency),
+        device_id=settings.gpu_device,
     )
 
 

@@ -43,6 +43,7 @@ class Settings:
     default_provider: str = _setting("auto", "Execution provider when a request names none.", choices=PROVIDER_NAMES)
     fetch_missing: bool = _setting(True, "Fetch a missing model on first use (else fail with the fetch command).")
     threads: int = _setting(0, "onnxruntime intra-op threads per session; 0 = physical cores.")
+    gpu_device: int = _setting(0, "GPU index (among the visible ones) for the cuda and tensorrt providers.")
     inference_concurrency: int = _setting(
         1, "Requests that may run inference at once on one session (1 serialises CPU)."
     )
@@ -121,6 +122,8 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"--{name.replace('_', '-')}: must be at least 1")
     if s.threads < 0:
         raise SettingsError("--threads: must be 0 (auto) or more")
+    if s.gpu_device < 0:
+        raise SettingsError("--gpu-device: must be 0 or more")
     auth_users(s.auth)
 
 
@@ -167,6 +170,17 @@ def build_parser(prog: str = "app.py", description: str | None = None) -> argpar
                 help=help_text,
             )
     return parser
+
+
+def visible_gpu_count(environ: Mapping[str, str] | None = None) -> int | None:
+    """How many GPUs ``CUDA_VISIBLE_DEVICES`` leaves visible; None when it is unset.
+
+    Read here because this module is the one place that reads the environment.
+    """
+    visible = (os.environ if environ is None else environ).get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return None
+    return len([v for v in visible.split(",") if v.strip() and v.strip() != "-1"])
 
 
 def load_settings(

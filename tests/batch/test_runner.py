@@ -106,9 +106,9 @@ def test_gpu_layout_is_one_worker_per_gpu(monkeypatch: pytest.MonkeyPatch) -> No
     from core import providers
 
     monkeypatch.setattr(providers, "resolve", lambda name: [name])
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # device ids count from 0 among the visible ones
     layout = runner.plan_layout(load_settings([]), RemovalOptions(provider="cuda"), None)
-    assert (layout.workers, layout.gpus) == (2, ("0", "1"))
+    assert (layout.workers, layout.gpus) == (2, (0, 1))
 
 
 def test_first_signal_asks_to_stop_second_interrupts() -> None:

@@ -45,3 +45,8 @@ def test_tensorrt_options_cache_engines(tmp_path) -> None:  # type: ignore[no-un
 
 def test_physical_cores_positive() -> None:
     assert providers.physical_cores() >= 1
+
+
+def test_gpu_device_reaches_the_accelerator_options() -> None:
+    assert providers.provider_options("cuda", device_id=1)["device_id"] == 1
+    assert providers.ort_providers("tensorrt", device_id=2)[0][1]["device_id"] == 2

@@ -73,3 +73,13 @@ def test_auth_forms(tmp_path: Path) -> None:
     for bad in ("nocolon", ":x", "x:"):
         with pytest.raises(SettingsError, match="--auth"):
             load_settings(["--auth", bad], environ={})
+
+
+def test_visible_gpu_count() -> None:
+    from core.settings import visible_gpu_count
+
+    assert visible_gpu_count({}) is None
+    assert visible_gpu_count({"CUDA_VISIBLE_DEVICES": "2,3"}) == 2
+    assert visible_gpu_count({"CUDA_VISIBLE_DEVICES": "-1"}) == 0
+    with pytest.raises(SettingsError, match="gpu-device"):
+        load_settings(["--gpu-device", "-1"], environ={})

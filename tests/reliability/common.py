@@ -20,19 +20,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from api.rest import REST_NAMES
 from tests.conftest import FIXTURES, Server, launch_server
-
-#: Engine option names as the REST API spells them.
-REST_NAMES = {
-    "alpha_matting": "a",
-    "alpha_matting_foreground_threshold": "af",
-    "alpha_matting_background_threshold": "ab",
-    "alpha_matting_erode_size": "ae",
-    "output_format": "format",
-    "bgcolor": "bgc",
-    "only_mask": "om",
-    "post_process_mask": "ppm",
-}
 
 
 @dataclass

@@ -38,41 +38,26 @@ def configure_process(settings: Settings) -> None:
 
 
 def _remove_parser() -> argparse.ArgumentParser:
+    from batch.cli import add_option_arguments
+
     parser = build_parser(prog="app.py remove", description="Remove the background of one image.")
     parser.add_argument("input", type=Path, help="image file (decoded by content, not by name)")
     parser.add_argument("output", type=Path, help="where to write the result")
-    parser.add_argument("--model", help="model name (default: --default-model)")
-    parser.add_argument("--provider", help="cpu, cuda, tensorrt, openvino or auto")
-    parser.add_argument("--format", dest="output_format", help="png, webp or jpeg (default: from OUTPUT's suffix)")
-    parser.add_argument("--quality", type=int, help="lossy WebP/JPEG quality 1-100 (default: lossless WebP, JPEG 90)")
-    parser.add_argument("--only-mask", action="store_true", help="write the mask instead of the cutout")
-    parser.add_argument("--bgcolor", help="background colour r,g,b[,a] or #rrggbb")
-    parser.add_argument("--crop", action="store_true", help="crop to the subject")
-    parser.add_argument("--crop-margin", type=int, default=0, help="margin around the subject, pixels")
-    parser.add_argument("--alpha-matting", action="store_true", help="refine edges with alpha matting")
-    parser.add_argument("--post-process-mask", action="store_true", help="smooth the mask")
+    add_option_arguments(parser, format_help="png, webp or jpeg (default: from OUTPUT's suffix)")
     return parser
 
 
 def remove_command(argv: Sequence[str]) -> int:
-    from core import Engine, RemovalOptions
+    from batch.cli import options_from_args
+    from core import Engine
 
     parser = _remove_parser()
     args = parser.parse_args(list(argv))
     settings = load_settings(argv, parser=parser)
     configure_process(settings)
     suffix = args.output.suffix.lower().lstrip(".")
-    options = RemovalOptions(
-        model=args.model,
-        provider=args.provider,
-        output_format=args.output_format or (suffix if suffix in ("png", "webp", "jpg", "jpeg") else "png"),
-        quality=args.quality,
-        only_mask=args.only_mask,
-        bgcolor=args.bgcolor,
-        crop=args.crop,
-        crop_margin=args.crop_margin,
-        alpha_matting=args.alpha_matting,
-        post_process_mask=args.post_process_mask,
+    options = options_from_args(
+        args, args.output_format or (suffix if suffix in ("png", "webp", "jpg", "jpeg") else "png")
     )
     result = Engine(settings).remove(args.input, options)
     tmp = args.output.with_name(f".{args.output.name}.part")

@@ -508,7 +508,22 @@ def test_share_without_auth_warns_and_serves(
     assert _share_settled(running.log()), "Gradio's share attempt did not end within 90 s"
     assert running.process.poll() is None
     assert httpx.get(f"{running.url}/healthz", timeout=10).status_code == 200
-    assert startup_s < 60, f"--share startup took {startup_s:.0f} s"
+
+
+# --- MCP --------------------------------------------------------------------------------------
+
+
+def test_mcp_lists_the_endpoints_as_tools(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``--mcp``: Gradio's MCP server is up and describes each named endpoint as a tool."""
+    running = launch_server(tmp_path_factory.mktemp("mcp"), "--mcp")
+    try:
+        response = httpx.get(f"{running.url}/gradio_api/mcp/schema", timeout=30)
+    finally:
+        stop_server(running)
+    assert response.status_code == 200
+    tools = {tool["name"]: tool for tool in response.json()}
+    assert {"remove_background", "remove_background_batch", "remove_background_batched"} <= set(tools)
+    assert "image" in tools["remove_background"]["inputSchema"]["properties"]
 
 
 # --- bad settings -----------------------------------------------------------------------------

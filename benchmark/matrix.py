@@ -269,13 +269,28 @@ def _throughput(engine: Engine, data: bytes, model: str, provider: str, clients:
 
 
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent across exec.
+# GPU memory: what nvidia-smi says this process holds after the first result; onnxruntime's
+# arena keeps what it allocated, so that is the session's footprint.
 COLD_START_SCRIPT = """
-import json, sys
+import json, os, subprocess, sys
 from core import Engine, RemovalOptions, load_settings
 engine = Engine(load_settings(["--model-home", sys.argv[3]]))
 engine.remove(sys.argv[4], RemovalOptions(model=sys.argv[1], provider=sys.argv[2]))
 status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
-print(json.dumps({"peak_rss_mb": int(status["VmHWM"].split()[0]) / 1024}))
+out = {"peak_rss_mb": int(status["VmHWM"].split()[0]) / 1024}
+if sys.argv[2] != "cpu":
+    try:
+        apps = subprocess.run(
+            ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=10,
+        ).stdout
+        used = [float(m) for p, m in (line.split(",") for line in apps.splitlines() if "," in line)
+                if int(p) == os.getpid()]
+        if used:
+            out["gpu_memory_mb"] = sum(used)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        pass
+print(json.dumps(out))
 """
 
 
@@ -290,8 +305,13 @@ def cold_start(model: str, provider: str, model_home: Path) -> dict[str, Any]:
     elapsed = (time.perf_counter() - started) * 1000
     if out.returncode != 0:
         return {"model": model, "provider": provider, "error": out.stderr.strip().splitlines()[-1:]}
-    rss = json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
-    return {"model": model, "provider": provider, "first_result_ms": round(elapsed), "peak_rss_mb": round(rss, 1)}
+    memory = json.loads(out.stdout.strip().splitlines()[-1])
+    return {
+        "model": model,
+        "provider": provider,
+        "first_result_ms": round(elapsed),
+        **{key: round(value, 1) for key, value in memory.items()},
+    }
 
 
 def table(report: dict[str, Any]) -> str:
@@ -321,9 +341,10 @@ def table(report: dict[str, Any]) -> str:
         for t in report["throughput"]
     ]
     if report["cold_start"]:
-        lines += ["", "| cold start | model | first result ms | peak RSS MB |", "|---|---|---|---|"]
+        lines += ["", "| cold start | model | first result ms | peak RSS MB | GPU memory MB |", "|---|---|---|---|---|"]
         lines += [
-            f"| {c['provider']} | {c['model']} | {c.get('first_result_ms', '-')} | {c.get('peak_rss_mb', '-')} |"
+            f"| {c['provider']} | {c['model']} | {c.get('first_result_ms', '-')} | {c.get('peak_rss_mb', '-')} "
+            f"| {c.get('gpu_memory_mb', '-')} |"
             for c in report["cold_start"]
         ]
     return "\n".join(lines)

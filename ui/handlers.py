@@ -49,11 +49,17 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 class OutputStore:
-    """Where encoded results are written for Gradio to serve; old files are pruned."""
+    """Where encoded results are written for Gradio to serve; old files are pruned.
 
-    def __init__(self, root: Path, max_age_s: float = 3600) -> None:
+    A result is kept for ``max_age_s`` (so a download link works for a while) but
+    never more than ``max_files`` of them: at a sustained rate the age alone would let
+    the folder grow to rate x max_age_s files.
+    """
+
+    def __init__(self, root: Path, max_age_s: float = 3600, max_files: int = 2000) -> None:
         self.root = root
         self.max_age_s = max_age_s
+        self.max_files = max_files
         root.mkdir(parents=True, exist_ok=True)
 
     def write(self, data: bytes, name: str) -> Path:
@@ -67,15 +73,31 @@ class OutputStore:
         return path
 
     def prune(self) -> None:
+        """Remove results older than ``max_age_s``, then the oldest beyond ``max_files - 1``."""
         cutoff = time.time() - self.max_age_s
+        kept: list[tuple[float, Path]] = []
         for folder in self.root.iterdir():
             try:
-                if folder.stat().st_mtime < cutoff:
-                    for f in folder.iterdir():
-                        f.unlink(missing_ok=True)
-                    folder.rmdir()
+                mtime = folder.stat().st_mtime
             except OSError:
                 continue  # another request pruned it first
+            if mtime < cutoff:
+                self._remove(folder)
+            else:
+                kept.append((mtime, folder))
+        if len(kept) >= self.max_files:  # leave room for the result about to be written
+            kept.sort()
+            for _, folder in kept[: len(kept) - self.max_files + 1]:
+                self._remove(folder)
+
+    @staticmethod
+    def _remove(folder: Path) -> None:
+        try:
+            for f in folder.iterdir():
+                f.unlink(missing_ok=True)
+            folder.rmdir()
+        except OSError:
+            pass  # another request removed it first
 
 
 def options_from(

@@ -7,6 +7,7 @@ Every edge (UI, Gradio API, REST API, CLI) builds one of these; bad values raise
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +114,8 @@ def _css_color(text: str) -> tuple[int, int, int, int]:
         numbers = [float(p) for p in body.replace("/", ",").split(",")]
     except ValueError:
         raise InvalidOption("bgcolor", f"{text!r} is not a CSS colour") from None
+    if not all(math.isfinite(n) for n in numbers):  # float() takes "inf", "nan" and 1e400
+        raise InvalidOption("bgcolor", f"{text!r} is not a CSS colour")
     if len(numbers) == 4:
         numbers[3] *= 255
     return parse_color([round(n) for n in numbers])

@@ -48,19 +48,6 @@ def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsolatedServe
     assert "Traceback" not in running.server.log(), running.server.log()[-3000:]
 
 
-@pytest.fixture(scope="module")
-def http(isolated: IsolatedServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=isolated.url, timeout=120) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def client(isolated: IsolatedServer, tmp_path_factory: pytest.TempPathFactory) -> Client:
-    return Client(
-        isolated.url, verbose=False, download_files=tmp_path_factory.mktemp("downloads"), analytics_enabled=False
-    )
-
-
 def library_outcome(engine: Engine, case: Case) -> RemovalError | None:
     try:
         result = remove_background(case.data, RemovalOptions(**{**BASE, **case.options}), engine=engine)

@@ -82,12 +82,6 @@ def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsolatedServe
     stop_server(running.server)
 
 
-@pytest.fixture(scope="module")
-def http(isolated: IsolatedServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=isolated.url, timeout=300) as client:
-        yield client
-
-
 def test_rest_bad_weights_is_503_naming_the_fetch_command(http: httpx.Client, isolated: IsolatedServer) -> None:
     response = rest_remove(http, GOOD_PNG, model="u2netp")
     assert response.status_code == 503, response.text

@@ -41,19 +41,6 @@ def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsolatedServe
     stop_server(running.server)
 
 
-@pytest.fixture(scope="module")
-def http(isolated: IsolatedServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=isolated.url, timeout=120) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def client(isolated: IsolatedServer, tmp_path_factory: pytest.TempPathFactory) -> Client:
-    return Client(
-        isolated.url, verbose=False, download_files=tmp_path_factory.mktemp("downloads"), analytics_enabled=False
-    )
-
-
 def raw_get(url: str, target: str) -> tuple[int, bytes]:
     """GET ``target`` exactly as written (no client-side normalisation of ``..``)."""
     parts = urlsplit(url)

@@ -56,13 +56,14 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -136,6 +137,11 @@ class Recipe:
     keep_input_convs: bool = True
     #: Keep the head (fuse conv, side-output convs and everything after them) in fp32.
     keep_head: bool = True
+    #: Bias correction: a quantised conv whose int8 weights keep less than this many dB
+    #: of signal to rounding noise (outlier weights) gets its float bias shifted to cancel
+    #: the mean output error the rounding causes, measured on the calibration images.
+    #: 0 turns it off.
+    bias_correct_below_db: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -166,6 +172,9 @@ RECIPES: dict[str, Recipe | ConvertRecipe] = {
         crops=3,
         seed=20240601,
         op_types=("Conv", "MaxPool", "Resize", "Concat", "Add", "Relu"),
+        # Picks u2net's three convs with outlier weights (Conv_765, Conv_787, Conv_920, all
+        # under 35 dB; every other conv is well above): mean IoU 0.968 -> 0.983 at full speed.
+        bias_correct_below_db=35.0,
     ),
     "fp16": ConvertRecipe(fp16=True),
     "dynamic-batch": ConvertRecipe(dynamic_batch=True),
@@ -504,6 +513,9 @@ def quantize_into(base_path: Path, out: Path, spec: ModelSpec, recipe: Recipe, *
     model = _load_base(base_path, recipe.opset)
     keep = fp32_nodes(model, recipe)
     tensors = calibration_tensors(spec, recipe)
+    if recipe.bias_correct_below_db > 0:
+        corrected = correct_biases(model, tensors, recipe.bias_correct_below_db, skip=set(keep))
+        log.info("bias corrected (weights under %.0f dB): %s", recipe.bias_correct_below_db, ", ".join(corrected))
     reader = _Reader(model.graph.input[0].name, tensors)
     extra: dict[str, Any] = {
         "CalibStridedMinMax": _stride(len(tensors)),
@@ -573,6 +585,72 @@ def _sort_nodes(graph: Any) -> None:
         copy.CopyFrom(node)
     del graph.node[:]
     graph.node.extend(copies)
+
+
+# --------------------------------------------------------------------------- #
+# Bias correction
+
+
+def fake_quantize_weights(weights: np.ndarray) -> np.ndarray:
+    """``weights`` rounded as onnxruntime quantises them: symmetric int8 per output channel."""
+    absmax = np.abs(weights).reshape(weights.shape[0], -1).max(axis=1)
+    scale = np.where(absmax == 0, 1.0, absmax / 127).reshape(-1, *([1] * (weights.ndim - 1)))
+    return np.clip(np.round(weights / scale), -127, 127) * scale
+
+
+def weight_sqnr_db(weights: np.ndarray) -> float:
+    """Signal-to-quantisation-noise ratio of ``weights`` after int8 rounding, in dB."""
+    w = weights.astype(np.float64)
+    noise = float(np.sum((fake_quantize_weights(w) - w) ** 2))
+    return math.inf if noise == 0 else 10 * math.log10(float(np.sum(w**2)) / noise)
+
+
+def correct_biases(
+    model: onnx.ModelProto,
+    tensors: list[np.ndarray],
+    below_db: float,
+    skip: Collection[str] = (),
+) -> list[str]:
+    """Shift the bias of each conv whose weights round badly, in place; returns their names.
+
+    The rounding error of a conv's weights, times the mean of its input per channel,
+    is the mean error it adds to each output channel (the input assumed uniform over
+    the kernel); subtracting it from the float bias cancels it before quantisation.
+    The input means come from running the float model on ``tensors``.
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    chosen = []
+    for node in graph.node:
+        if node.op_type != "Conv" or node.name in skip or len(node.input) < 3:
+            continue
+        if any(a.name == "group" and a.i != 1 for a in node.attribute):
+            continue  # the per-channel mean formula below assumes a dense conv
+        if node.input[1] in inits and node.input[2] in inits:
+            if weight_sqnr_db(numpy_helper.to_array(inits[node.input[1]])) < below_db:
+                chosen.append(node)
+    if not chosen:
+        return []
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    del probe.graph.output[:]
+    wanted = sorted({n.input[0] for n in chosen})
+    probe.graph.output.extend(helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in wanted)
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    sums: dict[str, np.ndarray] = {}
+    for tensor in tensors:
+        for name, value in zip(wanted, session.run(wanted, {graph.input[0].name: tensor}), strict=True):
+            sums[name] = sums.get(name, 0) + value.mean(axis=(0, 2, 3), dtype=np.float64)
+    for node in chosen:
+        w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
+        shift = (fake_quantize_weights(w) - w).sum(axis=(2, 3)) @ (sums[node.input[0]] / len(tensors))
+        bias = numpy_helper.to_array(inits[node.input[2]])
+        inits[node.input[2]].CopyFrom(numpy_helper.from_array((bias - shift).astype(np.float32), node.input[2]))
+    return [n.name for n in chosen]
 
 
 def make_into(

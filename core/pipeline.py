@@ -64,8 +64,9 @@ class _Clock:
         self.timings: dict[str, float] = {}
 
     def lap(self, stage: str) -> None:
+        """Add the time since the last lap to ``stage`` (a stage may come back)."""
         now = time.perf_counter()
-        self.timings[stage] = (now - self.last) * 1000
+        self.timings[stage] = self.timings.get(stage, 0.0) + (now - self.last) * 1000
         self.last = now
 
     def total(self) -> dict[str, float]:
@@ -86,18 +87,13 @@ class Engine:
 
     def remove(self, image: Any, options: RemovalOptions | None = None) -> RemovalResult:
         opts = (options or RemovalOptions()).validated()
-        # Resolve the session first: a bad model or provider fails before any decoding.
-        session = self.sessions.get(
-            opts.model or self.settings.default_model, opts.provider or self.settings.default_provider
-        )
-        clock = _Clock()
-        im = decode(image, self.limits)
-        background = None if opts.background_image is None else decode(opts.background_image, self.limits)
-        clock.lap("decode")
-
-        spec = session.spec
-        tensor = imaging.to_tensor(im, spec.input_size, spec.mean, spec.std)
-        clock.lap("preprocess")
+        session = self._session(opts)
+        im, tensor, clock = self._prepare(image, session)
+        if opts.background_image is None:
+            background = None
+        else:
+            background = decode(opts.background_image, self.limits)
+            clock.lap("decode")
         prediction = session.run(tensor)
         clock.lap("inference")
         return self._finish(im, prediction, opts, background, session, clock)
@@ -113,23 +109,16 @@ class Engine:
         Outputs equal one-by-one runs. Option, model and provider errors raise.
         """
         opts = (options or RemovalOptions()).validated()
-        session = self.sessions.get(
-            opts.model or self.settings.default_model, opts.provider or self.settings.default_provider
-        )
+        session = self._session(opts)
         background = None if opts.background_image is None else decode(opts.background_image, self.limits)
-        spec = session.spec
         out: list[RemovalResult | RemovalError] = []
         ready: list[tuple[int, Image.Image, np.ndarray, _Clock]] = []
         for image in images:
-            clock = _Clock()
             try:
-                im = decode(image, self.limits)
+                im, tensor, clock = self._prepare(image, session)
             except RemovalError as exc:
                 out.append(exc)
                 continue
-            clock.lap("decode")
-            tensor = imaging.to_tensor(im, spec.input_size, spec.mean, spec.std)
-            clock.lap("preprocess")
             ready.append((len(out), im, tensor, clock))
             out.append(RemovalError("not run"))  # replaced by its result below
         if session.batched and len(ready) > 1:
@@ -150,6 +139,21 @@ class Engine:
             result.batch = len(ready) if predictions else 1
             out[index] = result
         return out
+
+    def _session(self, opts: RemovalOptions) -> ModelSession:
+        # Resolved before any decoding: a bad model or provider fails first.
+        model = opts.model or self.settings.default_model
+        return self.sessions.get(model, opts.provider or self.settings.default_provider)
+
+    def _prepare(self, image: Any, session: ModelSession) -> tuple[Image.Image, np.ndarray, _Clock]:
+        """Decode one image and make its network input, timing both."""
+        clock = _Clock()
+        im = decode(image, self.limits)
+        clock.lap("decode")
+        spec = session.spec
+        tensor = imaging.to_tensor(im, spec.input_size, spec.mean, spec.std)
+        clock.lap("preprocess")
+        return im, tensor, clock
 
     def _finish(
         self,

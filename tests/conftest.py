@@ -18,21 +18,14 @@ import pytest
 from PIL import Image
 
 from core import Engine, load_settings
+from models.variants import EVAL_PHOTOS
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 ARTIFACTS = Path(__file__).parent / "_artifacts"
-#: Real photos (input, alpha-bearing or not) used for parity checks.
-PHOTOS = (
-    "anime-girl-1.jpg",
-    "car-1.jpg",
-    "cloth-1.jpg",
-    "plants-1.jpg",
-    "astronaut.png",
-    "chelsea.png",
-    "coffee.png",
-    "rocket.jpg",
-)
+#: Real photos (input, alpha-bearing or not) used for parity checks. They are also the
+#: built variants' quality gate, so the list lives in models/ (which never imports tests/).
+PHOTOS = EVAL_PHOTOS
 
 
 def fixture_bytes(name: str) -> bytes:

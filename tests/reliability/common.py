@@ -255,3 +255,35 @@ def summarise(outcomes: list[Outcome], elapsed: float) -> dict[str, Any]:
 
 def format_latency(p: dict[str, float]) -> str:
     return " ".join(f"{k} {v * 1000:.0f} ms" for k, v in p.items())
+
+
+def healthy(summary: dict[str, Any]) -> bool:
+    """What load and soak both require: no errors or mix-ups, no stray file, the server up and quiet."""
+    return (
+        summary["error"] == 0
+        and summary["mixup"] == 0
+        and not summary["stray_files"]
+        and summary["server_alive"]
+        and not summary["traceback_in_log"]
+    )
+
+
+def traffic_lines(summary: dict[str, Any]) -> list[str]:
+    """Throughput, latency overall and per path, and the worst mask agreement."""
+    lines = [
+        f"  throughput {summary['throughput_rps']:.2f} req/s over {summary['elapsed_s']:.1f} s",
+        f"  latency (ok, end to end): {format_latency(summary['latency_s'])}",
+    ]
+    lines += [
+        f"    {path:6} ok {figures['ok']:4}: {format_latency(figures['latency_s'])}"
+        for path, figures in summary["by_path"].items()
+    ]
+    return [*lines, f"  min IoU with own reference: {summary['min_iou']:.4f}"]
+
+
+def closing_lines(summary: dict[str, Any], passed: bool) -> list[str]:
+    """Server state, what went wrong, and the verdict."""
+    lines = [f"  server alive: {summary['server_alive']}, traceback in log: {summary['traceback_in_log']}"]
+    lines += [f"  ! {e}" for e in summary["errors_seen"]]
+    lines += [f"  ! stray temp file: {f}" for f in summary["stray_files"]]
+    return [*lines, f"  verdict: {'PASS' if passed else 'FAIL'}"]

@@ -28,7 +28,8 @@ from tests.reliability.common import (
     Outcome,
     Requester,
     census,
-    format_latency,
+    closing_lines,
+    healthy,
     launch_isolated,
     machine_load,
     new_root,
@@ -36,6 +37,7 @@ from tests.reliability.common import (
     rss_kib,
     strays,
     summarise,
+    traffic_lines,
 )
 
 
@@ -94,14 +96,7 @@ def run(seconds: float, clients: int, model: str = "u2netp", server_flags: Seque
 
 
 def passed(summary: dict[str, Any]) -> bool:
-    return (
-        summary["error"] == 0
-        and summary["mixup"] == 0
-        and summary["ok"] > 0
-        and summary["temp_files"]["stray"] == 0
-        and summary["server_alive"]
-        and not summary["traceback_in_log"]
-    )
+    return healthy(summary) and summary["ok"] > 0
 
 
 def report(summary: dict[str, Any]) -> str:
@@ -110,20 +105,11 @@ def report(summary: dict[str, Any]) -> str:
         f"REST and gradio_client mixed ({summary['machine']})",
         f"  requests {summary['requests']}: ok {summary['ok']}, errors {summary['error']}, "
         f"mix-ups {summary['mixup']}, refused (queue full/too large) {summary['refused']}",
-        f"  throughput {summary['throughput_rps']:.2f} req/s over {summary['elapsed_s']:.1f} s",
-        f"  latency (ok, end to end): {format_latency(summary['latency_s'])}",
-    ]
-    for path, figures in summary["by_path"].items():
-        lines.append(f"    {path:6} ok {figures['ok']:4}: {format_latency(figures['latency_s'])}")
-    lines += [
-        f"  min IoU with own reference: {summary['min_iou']:.4f}",
+        *traffic_lines(summary),
         f"  server RSS at the end: {summary['server_rss_kib'] / 1024:.0f} MiB",
         f"  temp files at the end: {json.dumps(summary['temp_files'])}",
-        f"  server alive: {summary['server_alive']}, traceback in log: {summary['traceback_in_log']}",
+        *closing_lines(summary, passed(summary)),
     ]
-    lines += [f"  ! {e}" for e in summary["errors_seen"]]
-    lines += [f"  ! stray temp file: {f}" for f in summary["stray_files"]]
-    lines.append(f"  verdict: {'PASS' if passed(summary) else 'FAIL'}")
     return "\n".join(lines)
 
 

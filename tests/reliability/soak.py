@@ -26,7 +26,8 @@ from tests.reliability.common import (
     Outcome,
     Requester,
     census,
-    format_latency,
+    closing_lines,
+    healthy,
     launch_isolated,
     machine_load,
     new_root,
@@ -34,6 +35,7 @@ from tests.reliability.common import (
     rss_kib,
     strays,
     summarise,
+    traffic_lines,
 )
 
 
@@ -76,15 +78,7 @@ def run(requests: int, model: str = "u2netp", baseline: int = 50, server_flags: 
 
 def passed(summary: dict[str, Any], max_rss_growth: float = 10.0) -> bool:
     rss_ok = summary["requests"] < 100 or summary["rss_growth_pct"] < max_rss_growth
-    return (
-        summary["error"] == 0
-        and summary["mixup"] == 0
-        and summary["ok"] == summary["requests"]
-        and summary["end"]["temp_files"]["stray"] == 0
-        and summary["server_alive"]
-        and not summary["traceback_in_log"]
-        and rss_ok
-    )
+    return healthy(summary) and summary["ok"] == summary["requests"] and rss_ok
 
 
 def report(summary: dict[str, Any], max_rss_growth: float = 10.0) -> str:
@@ -93,22 +87,13 @@ def report(summary: dict[str, Any], max_rss_growth: float = 10.0) -> str:
         f"soak: {summary['requests']} sequential requests, model {summary['model']}, "
         f"REST and gradio_client alternating ({summary['machine']})",
         f"  ok {summary['ok']}, errors {summary['error']}, mix-ups {summary['mixup']}, refused {summary['refused']}",
-        f"  throughput {summary['throughput_rps']:.2f} req/s over {summary['elapsed_s']:.1f} s",
-        f"  latency (ok, end to end): {format_latency(summary['latency_s'])}",
-    ]
-    for path, figures in summary["by_path"].items():
-        lines.append(f"    {path:6} ok {figures['ok']:4}: {format_latency(figures['latency_s'])}")
-    lines += [
-        f"  min IoU with own reference: {summary['min_iou']:.4f}",
+        *traffic_lines(summary),
         f"  server RSS after {base['after']}: {base['rss_kib'] / 1024:.1f} MiB; after {end['after']}: "
         f"{end['rss_kib'] / 1024:.1f} MiB; growth {summary['rss_growth_pct']:+.1f}% (limit {max_rss_growth:.0f}%)",
         f"  temp files after {base['after']}: {json.dumps(base['temp_files'])}",
         f"  temp files after {end['after']}: {json.dumps(end['temp_files'])}",
-        f"  server alive: {summary['server_alive']}, traceback in log: {summary['traceback_in_log']}",
+        *closing_lines(summary, passed(summary, max_rss_growth)),
     ]
-    lines += [f"  ! {e}" for e in summary["errors_seen"]]
-    lines += [f"  ! stray temp file: {f}" for f in summary["stray_files"]]
-    lines.append(f"  verdict: {'PASS' if passed(summary, max_rss_growth) else 'FAIL'}")
     return "\n".join(lines)
 
 

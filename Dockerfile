@@ -29,8 +29,8 @@ RUN pip install --no-cache-dir -r requirements.txt \
     && if [ "$WITH_RAY" = "true" ]; then pip install --no-cache-dir -r requirements-ray.txt; fi
 
 # Weights at build time, so a container starts without network. Only the files the
-# fetcher imports are copied here, so editing the rest of the code keeps this layer.
-COPY core/__init__.py core/errors.py core/settings.py core/
+# fetcher imports (base/ and models/) are copied here, so editing the rest keeps this layer.
+COPY base/ base/
 COPY models/ models/
 RUN python -m models fetch --quiet \
     && python -c "import os, pathlib; from models.fetch import status; from models.registry import MODELS; bad = [n for n in ('u2net', 'u2netp') if not status(MODELS[n], pathlib.Path(os.environ['U2NET_HOME'])).verified]; raise SystemExit(f'weights not verified: {bad}' if bad else 0)"

@@ -1,24 +1,34 @@
-"""Entry point of the service.
+"""Entry point of the service: it assembles the server and holds every subcommand.
 
     python app.py [FLAGS]                        serve the WebUI, the Gradio API and the REST API
     python app.py remove INPUT OUTPUT [OPTIONS]  cut out one image from the command line
     python app.py batch IN OUT [OPTIONS]         a folder, list file or zip (batch/, --workers, --ray)
 
-Every flag is a row of the settings table (``core/settings.py``); ``--help`` lists
-them with their environment variables. Logging is configured here and only here.
+Every flag is a row of the settings table (``base/settings.py``) or of the removal
+options (``core/options.py``); ``--help`` lists them. Logging is configured here and
+only here. The top of the layers: it may import every package. Each subcommand
+imports what only it needs inside its function, so that ``remove`` does not pay for
+loading Gradio and ``serve`` does not pay for Ray.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from core.errors import RemovalError
-from core.settings import Settings, SettingsError, build_parser, load_settings
+from base.errors import RemovalError
+from base.files import atomic_write
+from base.settings import Settings, SettingsError, auth_users, build_parser, load_settings
+from core import Engine
+from core.formats import format_for_suffix
+from core.options import add_option_arguments, options_from_args
+
+if TYPE_CHECKING:
+    import gradio as gr
 
 log = logging.getLogger("app")
 
@@ -37,32 +47,20 @@ def configure_process(settings: Settings) -> None:
     Image.MAX_IMAGE_PIXELS = settings.max_pixels
 
 
-def _remove_parser() -> argparse.ArgumentParser:
-    from batch.cli import add_option_arguments
+# --- python app.py remove ------------------------------------------------------------
 
+
+def remove_command(argv: Sequence[str]) -> int:
     parser = build_parser(prog="app.py remove", description="Remove the background of one image.")
     parser.add_argument("input", type=Path, help="image file (decoded by content, not by name)")
     parser.add_argument("output", type=Path, help="where to write the result")
     add_option_arguments(parser, format_help="png, webp or jpeg (default: from OUTPUT's suffix)")
-    return parser
-
-
-def remove_command(argv: Sequence[str]) -> int:
-    from batch.cli import options_from_args
-    from core import Engine
-
-    parser = _remove_parser()
     args = parser.parse_args(list(argv))
     settings = load_settings(argv, parser=parser)
     configure_process(settings)
-    suffix = args.output.suffix.lower().lstrip(".")
-    options = options_from_args(
-        args, args.output_format or (suffix if suffix in ("png", "webp", "jpg", "jpeg") else "png")
-    )
+    options = options_from_args(args, output_format=args.output_format or format_for_suffix(args.output.suffix))
     result = Engine(settings).remove(args.input, options)
-    tmp = args.output.with_name(f".{args.output.name}.part")
-    tmp.write_bytes(result.data)
-    tmp.replace(args.output)  # atomic: never a half-written output
+    atomic_write(args.output, result.data)  # never a half-written output
     t = result.timings
     log.info(
         "%s -> %s: %dx%d, %s on %s, %.0f ms (inference %.0f ms)",
@@ -78,16 +76,63 @@ def remove_command(argv: Sequence[str]) -> int:
     return 0
 
 
+# --- python app.py (serve) -------------------------------------------------------------
+
+CSS = "#provider-note { font-size: 0.85em; opacity: 0.8; }"
+
+
+def queue_depth(demo: gr.Blocks) -> int:
+    """Events waiting in Gradio's queue (0 before it starts)."""
+    queue = getattr(demo, "_queue", None)
+    pending = getattr(queue, "event_queue_per_concurrency_id", {}) if queue else {}
+    return sum(len(getattr(q, "queue", [])) for q in pending.values())
+
+
+def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any]]:
+    """The WebUI, the Gradio API and the REST API on one engine: the Blocks (queued) and ``launch()``'s arguments.
+
+    The REST routes are handed to Gradio's own FastAPI app (``app_kwargs``) so that
+    ``launch()`` keeps working with ``--share``; Gradio's queue is bounded and closed
+    to direct REST calls (``api_open=False``), so every Gradio call goes through it.
+    """
+    import gradio as gr
+
+    from api.rest import create_router
+    from ui import build_ui
+
+    engine = Engine(settings)
+    users = auth_users(settings.auth)
+    demo = build_ui(settings, engine)
+    demo.queue(max_size=settings.queue_size, api_open=False, default_concurrency_limit=1)
+    router = create_router(engine, users, lambda: queue_depth(demo))
+    launch_kwargs: dict[str, Any] = {
+        "server_name": settings.host,
+        "server_port": settings.port,
+        "share": settings.share,
+        "auth": users or None,
+        "max_file_size": settings.max_upload_bytes,
+        "mcp_server": settings.mcp,
+        "theme": gr.themes.Soft(),
+        "css": CSS,
+        "show_error": True,  # gr.Error messages only: handlers never let other exceptions through
+        "app_kwargs": {"routes": router.routes},
+        "footer_links": ["api", "gradio", "settings"],
+    }
+    return demo, launch_kwargs
+
+
 def serve(argv: Sequence[str]) -> int:
     settings = load_settings(argv, parser=build_parser(description=__doc__.split("\n\n")[0]))
     configure_process(settings)
-    from api.server import serve as run_server  # gradio loads only when serving
-
+    demo, launch_kwargs = create(settings)
+    if settings.share and not settings.auth:
+        log.warning("--share without --auth: anyone with the public link can use this machine")
+    log.info("serving on http://%s:%d (REST: /api/remove, health: /healthz)", settings.host, settings.port)
     # SIGTERM (docker stop, systemd) takes the same path as Ctrl-C: Gradio closes the
     # server, uvicorn lets in-flight requests finish, and the process exits 0.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        run_server(settings)
+        demo.launch(**launch_kwargs)
     except KeyboardInterrupt:
         pass
     return 0

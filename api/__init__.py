@@ -1,1 +1,1 @@
-"""HTTP edges: the rembg-compatible REST API (``api.rest``) and the server assembly (``api.server``)."""
+"""HTTP edge: the rembg-compatible REST API (``api.rest``); ``app.py`` serves it beside the WebUI."""

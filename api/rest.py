@@ -1,7 +1,9 @@
 """The REST API: ``POST /api/remove`` (drop-in for ``rembg s`` clients) and ``GET /healthz``.
 
-Every parameter arrives as text and is parsed here, so that every error, a
-missing file field included, leaves in one JSON shape:
+The option fields are generated from ``core.options.OPTIONS`` (rembg's short names,
+``a``, ``af``, ``om``...), the same for the POST form and the GET query string, and
+parsed by the engine's one parser, so that every error, a missing file field
+included, leaves in one JSON shape:
 ``{"error": {"code": "...", "message": "..."}}`` with 400/401/413/415/503.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 import json
 import logging
 import secrets
@@ -25,12 +28,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from core import Engine, ImageTooLarge, InvalidOption, RemovalError, RemovalOptions, UrlRefused, available_providers
+from core.formats import FORMATS
+from core.options import OPTIONS, kind_of, rest_name
 from core.remote import fetch_url
 
 VERSION = "0.1.0"
 log = logging.getLogger(__name__)
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+#: The image types an answer may carry, for the OpenAPI description.
+IMAGE_CONTENT = {f.media_type: {} for f in FORMATS.values()}
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -38,23 +43,10 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
-#: Engine option names as the REST API spells them (rembg's short names).
-REST_NAMES = {
-    "alpha_matting_foreground_threshold": "af",
-    "alpha_matting_background_threshold": "ab",
-    "alpha_matting_erode_size": "ae",
-    "output_format": "format",
-    "bgcolor": "bgc",
-    "only_mask": "om",
-    "post_process_mask": "ppm",
-    "alpha_matting": "a",
-}
-
-
 def removal_error_response(exc: RemovalError) -> JSONResponse:
     message = exc.message
-    if isinstance(exc, InvalidOption) and exc.option in REST_NAMES:
-        message = message.replace(repr(exc.option), repr(REST_NAMES[exc.option]), 1)
+    if isinstance(exc, InvalidOption) and exc.option in OPTIONS:
+        message = message.replace(repr(exc.option), repr(rest_name(OPTIONS[exc.option])), 1)
     return error_response(exc.http_status, exc.code, message)
 
 
@@ -94,24 +86,31 @@ def request_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def _flag(name: str, value: str | None) -> bool:
-    if value is None:
-        return False
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise InvalidOption(name, "must be true or false")
+def option_parameters(source: Any, files: bool) -> list[inspect.Parameter]:
+    """One keyword parameter per option, named as the REST API spells it, for FastAPI.
+
+    ``source`` is ``Form`` or ``Query``; image options become file fields where
+    ``files`` (the POST form) and are left out otherwise.
+    """
+    params = []
+    for f in OPTIONS.values():
+        if kind_of(f) == "image":
+            if not files:
+                continue
+            annotation: Any = Annotated[UploadFile | None, File(description=f.metadata["help"])]
+        else:
+            annotation = Annotated[str | None, source(description=f.metadata["help"])]
+        params.append(
+            inspect.Parameter(rest_name(f), inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+        )
+    return params
 
 
-def _int(name: str, value: str | None, default: int) -> int:
-    if value is None or value.strip() == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidOption(name, "must be an integer") from None
+def with_parameters(fn: Callable[..., Any], params: list[inspect.Parameter]) -> Callable[..., Any]:
+    """``fn`` as FastAPI sees it: a ``request`` and ``params`` (it takes them as ``**kwargs``)."""
+    request = inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request)
+    fn.__signature__ = inspect.Signature([request, *params], return_annotation=Response)  # type: ignore[attr-defined]
+    return fn
 
 
 class BasicAuth:
@@ -149,52 +148,61 @@ def create_router(engine: Engine, users: list[tuple[str, str]], queue_depth: Cal
     counter = {"in_flight": 0}
     router = APIRouter(route_class=ErrorShapeRoute)
 
-    @router.post(
+    async def _read_upload(upload: UploadFile | None, missing: str) -> bytes:
+        if upload is None:
+            raise MissingFile(missing)
+        if upload.size is not None and upload.size > settings.max_upload_bytes:
+            raise ImageTooLarge(f"the upload is {upload.size:,} bytes; the limit is {settings.max_upload_bytes:,}")
+        return await upload.read()
+
+    async def remove(request: Request, **fields: Any) -> Response:
+        if fields.get("bgc") is None:  # rembg's clients send the colour in the query string
+            fields["bgc"] = fields.pop("bgc_query", None)
+        fields.pop("bgc_query", None)
+
+        async def uploaded() -> bytes:
+            return await _read_upload(fields.pop("file"), "send the image as a multipart field named 'file'")
+
+        return await serve(request, uploaded, fields)
+
+    with_parameters(
+        remove,
+        [
+            inspect.Parameter(
+                "file",
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[UploadFile | None, File(description="the image")],
+            ),
+            *option_parameters(Form, files=True),
+            inspect.Parameter(
+                "bgc_query",
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[
+                    str | None, Query(alias="bgc", description="background colour (as rembg sends it)")
+                ],
+            ),
+        ],
+    )
+    router.add_api_route(
         "/api/remove",
+        remove,
+        methods=["POST"],
         tags=["Background removal"],
         summary="Remove the background of an uploaded image",
         response_class=Response,
         responses={
-            200: {"content": {"image/png": {}, "image/webp": {}, "image/jpeg": {}}},
+            200: {"content": IMAGE_CONTENT},
             400: {"description": "bad input or option"},
             413: {"description": "image too large"},
             415: {"description": "unsupported format"},
             503: {"description": "busy, or model/provider unavailable"},
         },
     )
-    async def remove(
-        request: Request,
-        file: Annotated[UploadFile | None, File(description="the image")] = None,
-        model: Annotated[str | None, Form(description="model name, e.g. u2net")] = None,
-        a: Annotated[str | None, Form(description="alpha matting (true/false)")] = None,
-        af: Annotated[str | None, Form(description="alpha matting foreground threshold, 0-255")] = None,
-        ab: Annotated[str | None, Form(description="alpha matting background threshold, 0-255")] = None,
-        ae: Annotated[str | None, Form(description="alpha matting erode size")] = None,
-        om: Annotated[str | None, Form(description="only the mask (true/false)")] = None,
-        ppm: Annotated[str | None, Form(description="post-process the mask (true/false)")] = None,
-        bgc: Annotated[str | None, Form(description="background colour r,g,b[,a]")] = None,
-        bgc_query: Annotated[
-            str | None, Query(alias="bgc", description="background colour (as rembg sends it)")
-        ] = None,
-        format: Annotated[str | None, Form(description="png, webp or jpeg")] = None,
-        quality: Annotated[str | None, Form(description="lossy WebP/JPEG quality 1-100")] = None,
-        provider: Annotated[str | None, Form(description="cpu, cuda, tensorrt, openvino or auto")] = None,
-        crop: Annotated[str | None, Form(description="crop to the subject (true/false)")] = None,
-    ) -> Response:
-        fields = {"model": model, "a": a, "af": af, "ab": ab, "ae": ae, "om": om, "ppm": ppm, "bgc": bgc or bgc_query}
-        fields |= {"format": format, "quality": quality, "provider": provider, "crop": crop}
 
-        async def uploaded() -> bytes:
-            if file is None:
-                raise MissingFile("send the image as a multipart field named 'file'")
-            if file.size is not None and file.size > settings.max_upload_bytes:
-                raise ImageTooLarge(f"the upload is {file.size:,} bytes; the limit is {settings.max_upload_bytes:,}")
-            return await file.read()
-
-        return await serve(request, uploaded, fields)
-
-    async def serve(request: Request, read: Callable[[], Awaitable[bytes]], fields: dict[str, str | None]) -> Response:
-        """Auth, the in-flight bound, the image from ``read``, rembg's fields as options, the answer."""
+    async def serve(request: Request, read: Callable[[], Awaitable[bytes]], fields: dict[str, Any]) -> Response:
+        """Auth, the in-flight bound, the image from ``read``, the REST fields as options, the answer."""
         if not auth.allows(request):
             return error_response(401, "unauthorized", "login required", {"WWW-Authenticate": 'Basic realm="rembg"'})
         if not in_flight.acquire(blocking=False):
@@ -202,20 +210,13 @@ def create_router(engine: Engine, users: list[tuple[str, str]], queue_depth: Cal
         counter["in_flight"] += 1
         try:
             data = await read()
-            options = RemovalOptions(
-                model=fields["model"] or None,
-                provider=fields["provider"] or None,
-                output_format=fields["format"] or "png",
-                quality=None if fields["quality"] is None else _int("quality", fields["quality"], 0),
-                only_mask=_flag("om", fields["om"]),
-                bgcolor=fields["bgc"] or None,
-                crop=_flag("crop", fields["crop"]),
-                alpha_matting=_flag("a", fields["a"]),
-                alpha_matting_foreground_threshold=_int("af", fields["af"], 240),
-                alpha_matting_background_threshold=_int("ab", fields["ab"], 10),
-                alpha_matting_erode_size=_int("ae", fields["ae"], 10),
-                post_process_mask=_flag("ppm", fields["ppm"]),
-            )
+            values: dict[str, Any] = {}
+            for f in OPTIONS.values():
+                value = fields.get(rest_name(f))
+                if kind_of(f) == "image" and value is not None:
+                    value = await _read_upload(value, "")
+                values[f.name] = value
+            options = RemovalOptions.from_values(values)
             result = await run_in_threadpool(engine.remove, data, options)
         except RemovalError as exc:
             return removal_error_response(exc)
@@ -234,42 +235,34 @@ def create_router(engine: Engine, users: list[tuple[str, str]], queue_depth: Cal
 
     if settings.allow_url_input:
 
-        @router.get(
-            "/api/remove",
-            tags=["Background removal"],
-            summary="Remove the background of an image fetched from a public URL (allow_url_input)",
-            response_class=Response,
-            responses={
-                200: {"content": {"image/png": {}, "image/webp": {}, "image/jpeg": {}}},
-                400: {"description": "bad URL, refused host (not public) or fetch failed; bad option"},
-                413: {"description": "image too large"},
-            },
-        )
-        async def remove_url(
-            request: Request,
-            url: Annotated[str | None, Query(description="http(s) URL of the image; public hosts only")] = None,
-            model: Annotated[str | None, Query()] = None,
-            a: Annotated[str | None, Query()] = None,
-            af: Annotated[str | None, Query()] = None,
-            ab: Annotated[str | None, Query()] = None,
-            ae: Annotated[str | None, Query()] = None,
-            om: Annotated[str | None, Query()] = None,
-            ppm: Annotated[str | None, Query()] = None,
-            bgc: Annotated[str | None, Query()] = None,
-            format: Annotated[str | None, Query()] = None,
-            quality: Annotated[str | None, Query()] = None,
-            provider: Annotated[str | None, Query()] = None,
-            crop: Annotated[str | None, Query()] = None,
-        ) -> Response:
-            fields = {"model": model, "a": a, "af": af, "ab": ab, "ae": ae, "om": om, "ppm": ppm, "bgc": bgc}
-            fields |= {"format": format, "quality": quality, "provider": provider, "crop": crop}
-
+        async def remove_url(request: Request, url: str | None = None, **fields: Any) -> Response:
             async def fetched() -> bytes:
                 if not url:
                     raise UrlRefused("give the image's address as ?url=")
                 return await run_in_threadpool(fetch_url, url, settings.max_upload_bytes)
 
             return await serve(request, fetched, fields)
+
+        url_parameter = inspect.Parameter(
+            "url",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[str | None, Query(description="http(s) URL of the image; public hosts only")],
+        )
+        with_parameters(remove_url, [url_parameter, *option_parameters(Query, files=False)])
+        router.add_api_route(
+            "/api/remove",
+            remove_url,
+            methods=["GET"],
+            tags=["Background removal"],
+            summary="Remove the background of an image fetched from a public URL (allow_url_input)",
+            response_class=Response,
+            responses={
+                200: {"content": IMAGE_CONTENT},
+                400: {"description": "bad URL, refused host (not public) or fetch failed; bad option"},
+                413: {"description": "image too large"},
+            },
+        )
 
     @router.api_route(
         "/api/remove",

@@ -11,7 +11,8 @@ imported only for ``--ray``.
 
 from __future__ import annotations
 
+from batch.job import BatchConfig
 from batch.outcome import REPORT_NAME, Outcome, Summary
-from batch.runner import BatchConfig, BatchResult, run_batch
+from batch.runner import BatchResult, run_batch
 
 __all__ = ["REPORT_NAME", "BatchConfig", "BatchResult", "Outcome", "Summary", "run_batch"]

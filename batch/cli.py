@@ -12,9 +12,12 @@ import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from base.settings import Settings, SettingsError, build_parser, load_settings
 from batch.inputs import InputError
-from core.options import RemovalOptions
-from core.settings import Settings, SettingsError, build_parser, load_settings
+from batch.job import BatchConfig
+from batch.ray_runner import RAY_INSTALL_HINT, ray_available
+from batch.runner import run_batch
+from core.options import add_option_arguments, options_from_args
 
 PROG = "app.py batch"
 
@@ -29,50 +32,6 @@ def _workers(value: str) -> int | None:
     if count < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return count
-
-
-def add_option_arguments(parser: argparse.ArgumentParser, format_help: str) -> None:
-    """The removal options as flags, shared by ``app.py remove`` and ``app.py batch``."""
-    parser.add_argument("--model", help="model name (default: --default-model)")
-    parser.add_argument("--provider", help="cpu, cuda, tensorrt, openvino or auto (default: --default-provider)")
-    parser.add_argument("--format", dest="output_format", help=format_help)
-    parser.add_argument("--quality", type=int, help="lossy WebP/JPEG quality 1-100 (default: lossless WebP, JPEG 90)")
-    parser.add_argument("--only-mask", action="store_true", help="write the mask instead of the cutout")
-    parser.add_argument("--bgcolor", help="background colour r,g,b[,a] or #rrggbb")
-    parser.add_argument("--background-image", type=Path, help="an image to put behind the cutout")
-    parser.add_argument("--crop", action="store_true", help="crop to the subject")
-    parser.add_argument("--crop-margin", type=int, default=0, help="margin around the subject, pixels")
-    parser.add_argument("--alpha-matting", action="store_true", help="refine edges with alpha matting")
-    parser.add_argument("--alpha-matting-foreground-threshold", type=int, default=240, metavar="N")
-    parser.add_argument("--alpha-matting-background-threshold", type=int, default=10, metavar="N")
-    parser.add_argument("--alpha-matting-erode-size", type=int, default=10, metavar="N")
-    parser.add_argument("--post-process-mask", action="store_true", help="smooth the mask")
-
-
-def options_from_args(args: argparse.Namespace, output_format: str) -> RemovalOptions:
-    """``RemovalOptions`` from the flags of ``add_option_arguments``; a bad file is a ``SettingsError``."""
-    background: bytes | None = None
-    if args.background_image is not None:
-        try:
-            background = args.background_image.read_bytes()
-        except OSError as exc:
-            raise SettingsError(f"--background-image: {exc.strerror or exc}") from None
-    return RemovalOptions(
-        model=args.model,
-        provider=args.provider,
-        output_format=output_format,
-        quality=args.quality,
-        only_mask=args.only_mask,
-        bgcolor=args.bgcolor,
-        background_image=background,
-        crop=args.crop,
-        crop_margin=args.crop_margin,
-        alpha_matting=args.alpha_matting,
-        alpha_matting_foreground_threshold=args.alpha_matting_foreground_threshold,
-        alpha_matting_background_threshold=args.alpha_matting_background_threshold,
-        alpha_matting_erode_size=args.alpha_matting_erode_size,
-        post_process_mask=args.post_process_mask,
-    )
 
 
 def build_batch_parser() -> argparse.ArgumentParser:
@@ -104,9 +63,6 @@ def build_batch_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str], configure_logging: Callable[[Settings], None] | None = None) -> int:
     """Run ``batch``; ``SettingsError`` (bad flag) and fatal ``RemovalError`` propagate to app.py."""
-    from batch.ray_runner import RAY_INSTALL_HINT, ray_available
-    from batch.runner import BatchConfig, run_batch
-
     parser = build_batch_parser()
     args = parser.parse_args(list(argv))
     settings = load_settings(argv, parser=parser)
@@ -114,7 +70,7 @@ def main(argv: Sequence[str], configure_logging: Callable[[Settings], None] | No
         configure_logging(settings)
     if args.ray is not None and not ray_available():
         raise SettingsError(RAY_INSTALL_HINT)
-    options = options_from_args(args, args.output_format)
+    options = options_from_args(args)
     # Not given: one process locally (all cores in one session), auto on Ray (fill the cluster).
     workers = getattr(args, "workers", None if args.ray is not None else 1)
     config = BatchConfig(

@@ -25,13 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from batch.outcome import Outcome
+from core.decode import INPUT_SUFFIXES
+from core.formats import FORMATS
 
 log = logging.getLogger(__name__)
-
-#: Names we pick up from folders and zips (decoding is still by content).
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
-#: Output extension of each output format (``jpeg`` is written as the usual ``.jpg``).
-EXTENSIONS = {"png": ".png", "webp": ".webp", "jpeg": ".jpg"}
 
 
 class InputError(ValueError):
@@ -65,14 +62,14 @@ def plan(source: Path, out: Path, fmt: str) -> Plan:
     src, dst = source.resolve(), out.resolve()
     if src == dst:
         raise InputError("OUT must differ from IN: outputs would replace the inputs")
-    extension = EXTENSIONS[fmt]
+    extension = FORMATS[fmt].extension
     if source.is_dir():
         result = Plan("folder")
         pairs = _walk(src, dst, result)
     elif zipfile.is_zipfile(source):
         result = Plan("zip")
         pairs = _zip_members(src, result)
-    elif source.suffix.lower() in IMAGE_SUFFIXES:
+    elif source.suffix.lower() in INPUT_SUFFIXES:
         raise InputError(f"{source}: IN is one image; give a folder, a list file or a zip (or use `app.py remove`)")
     else:
         result = Plan("list")
@@ -96,7 +93,7 @@ def _walk(root: Path, out: Path, result: Plan) -> list[_Pair]:
         # Sorted, so that the order (and any collision resolution) is the same on every run.
         dirs[:] = sorted(d for d in dirs if _visible(d) and (here / d).resolve() != out)
         for name in sorted(files):
-            if not _visible(name) or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+            if not _visible(name) or Path(name).suffix.lower() not in INPUT_SUFFIXES:
                 result.ignored += 1
                 continue
             rel = PurePosixPath((here / name).relative_to(root).as_posix())
@@ -121,7 +118,7 @@ def _zip_members(path: Path, result: Plan) -> list[_Pair]:
         if not all(_visible(part) for part in rel.parts) or rel.parts[:1] == ("__MACOSX",):
             result.ignored += 1
             continue
-        if rel.suffix.lower() not in IMAGE_SUFFIXES:
+        if rel.suffix.lower() not in INPUT_SUFFIXES:
             result.ignored += 1
             continue
         pairs.append((info.filename, str(path), info.filename, rel))

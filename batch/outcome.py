@@ -9,12 +9,13 @@ two runs over the same input (local or Ray) produce the same list.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from base.files import atomic_write
 
 REPORT_NAME = "_report.json"
 REPORT_VERSION = 1
@@ -103,12 +104,7 @@ def write_report(out: Path, summary: Summary, context: dict[str, Any], total: in
             {"input": o.key, "output": o.output, "code": o.code, "message": o.message} for o in summary.failures
         ],
     }
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / REPORT_NAME
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(out / REPORT_NAME, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_report(out: Path) -> dict[str, Any] | None:

@@ -24,19 +24,18 @@ import importlib.util
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from base.errors import RemovalError
+from base.providers import GPU_PROVIDERS
+from base.settings import Settings, SettingsError
 from batch.inputs import Item
+from batch.job import BatchConfig, StopFlag
 from batch.outcome import Outcome
 from batch.work import Worker, configure_worker_process
-from core.errors import RemovalError
 from core.options import RemovalOptions
-from core.settings import Settings, SettingsError
-
-if TYPE_CHECKING:
-    from batch.runner import BatchConfig, StopFlag
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +78,14 @@ class RayRemover:
         return {name: [getattr(o, name) for o in outcomes] for name in OUTCOME_FIELDS}
 
 
+#: The packages an actor imports (a worker, its engine and what that stands on).
+SHIPPED_PACKAGES = ("base", "models", "core", "batch")
+
+
 def _shipped_code() -> list[str]:
     """Folders of the packages the actors import, shipped with the job."""
-    import batch
-    import core
-    import models
-
-    return [str(Path(module.__file__ or "").parent) for module in (batch, core, models)]
+    root = Path(__file__).resolve().parent.parent
+    return [str(root / package) for package in SHIPPED_PACKAGES]
 
 
 def connect(address: str) -> bool:
@@ -114,8 +114,6 @@ class ActorPool:
 def _pool(config: BatchConfig, options: RemovalOptions) -> ActorPool:
     """How many actors, and what each reserves: one per GPU, or CPUs split into threads."""
     import ray
-
-    from batch.runner import GPU_PROVIDERS
 
     resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
     gpus = int(resources.get("GPU", 0))

@@ -25,7 +25,6 @@ import multiprocessing
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Generator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -38,18 +37,22 @@ from typing import Any
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from base.cpu import physical_cores
+from base.errors import RemovalError
+from base.providers import GPU_PROVIDERS
+from base.settings import Settings, visible_gpu_count
 from batch import inputs
 from batch.inputs import Item
+from batch.job import BatchConfig, StopFlag
 from batch.outcome import FAILED, FATAL_CODES, SKIPPED, Outcome, Summary, read_report, write_report
+from batch.ray_runner import execute_on_ray
 from batch.work import Worker, configure_worker_process, sweep_temporaries
-from core.errors import RemovalError
+from core import providers
 from core.options import RemovalOptions
-from core.settings import Settings, visible_gpu_count
+from models.fetch import ensure_model
+from models.registry import get_spec
 
 log = logging.getLogger(__name__)
-
-#: Providers that run on a GPU: one worker per device.
-GPU_PROVIDERS = frozenset({"cuda", "tensorrt"})
 
 
 class BatchAborted(RemovalError):
@@ -58,21 +61,6 @@ class BatchAborted(RemovalError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-@dataclass(frozen=True)
-class BatchConfig:
-    """Everything one ``batch`` run needs; built by the CLI (or a test)."""
-
-    source: Path
-    out: Path
-    options: RemovalOptions
-    settings: Settings
-    workers: int | None = 1  # None: auto (one per GPU, or one per 2 physical cores)
-    ray: str | None = None  # "local", "auto" or a cluster address
-    overwrite: bool = False
-    progress: bool = True
-    background_image: str | None = None  # its path, for the report only
 
 
 @dataclass(frozen=True)
@@ -102,44 +90,6 @@ class BatchResult:
         return 1 if self.summary.counts[FAILED] else 0
 
 
-class StopFlag:
-    """SIGINT/SIGTERM handling for the run: first signal asks to stop, second stops now."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    @property
-    def requested(self) -> bool:
-        return self.signum is not None
-
-    def request(self, signum: int) -> None:
-        if self.signum is None:
-            self.signum = signum
-            log.warning("stopping after the images in progress (signal again to stop at once)")
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signum is not None:
-            raise KeyboardInterrupt  # second signal: unwind now; temporary files clean up
-        self.request(signum)
-
-    def install(self) -> None:
-        """(Re)install the handlers; again after ``ray.init``, which sets its own for SIGTERM."""
-        # Handlers can only be installed from the main thread (a library caller may be elsewhere).
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                previous = signal.signal(signum, self._handle)
-                self._previous.setdefault(signum, previous)
-
-    def __enter__(self) -> StopFlag:
-        self.install()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
 def gpu_ids() -> tuple[int, ...]:
     """The GPUs this process may use, as device indices: ``CUDA_VISIBLE_DEVICES``, else ``nvidia-smi -L``."""
     visible = visible_gpu_count()
@@ -154,8 +104,6 @@ def gpu_ids() -> tuple[int, ...]:
 
 def plan_layout(settings: Settings, options: RemovalOptions, workers: int | None) -> Layout:
     """Workers and threads for a local run: one per GPU, or the physical cores split evenly."""
-    from core import providers
-
     requested = options.provider or settings.default_provider
     provider = providers.resolve(requested)[0] if requested == "auto" else requested
     if provider in GPU_PROVIDERS:
@@ -164,7 +112,7 @@ def plan_layout(settings: Settings, options: RemovalOptions, workers: int | None
         if gpus and count > len(gpus):
             log.warning("%d workers on %d GPU(s): workers share GPUs (one per GPU is best)", count, len(gpus))
         return Layout(count, settings.threads, provider, gpus)
-    cores = providers.physical_cores()
+    cores = physical_cores()
     count = workers or max(1, cores // 2)
     if count > cores:
         log.warning("%d workers on %d physical cores: more workers than cores only adds contention", count, cores)
@@ -261,8 +209,6 @@ def _execute(
     if not items:  # nothing to do: load no model, start no worker
         return
     if config.ray is not None:
-        from batch.ray_runner import execute_on_ray  # Ray is optional and slow to import
-
         context["runner"] = {"kind": "ray", "address": config.ray}
         yield from execute_on_ray(config, options, items, stop, context)
         return
@@ -326,9 +272,6 @@ def _process_in_worker(item: Item) -> Outcome:
 def _run_pool(
     config: BatchConfig, options: RemovalOptions, items: list[Item], layout: Layout, stop: StopFlag
 ) -> Generator[Outcome, None, None]:
-    from models.fetch import ensure_model
-    from models.registry import get_spec
-
     # Fetch once here, not N times at once in the workers.
     spec = get_spec(options.model or config.settings.default_model)
     ensure_model(spec, config.settings.model_home, fetch_missing=config.settings.fetch_missing)

@@ -5,11 +5,12 @@
 is loaded in ``__init__``, so a worker pays the model load once, and it turns every
 error of one input into a failed ``Outcome`` so that the rest go on.
 
-Completeness: an output exists under its final name only after ``os.replace`` of a
-fully written (and fsynced) temporary file in the same folder, so existence alone
-says an output is complete; a rerun skips existing outputs and never rewrites them.
-Temporary files are hidden (``.NAME.PID.rembg-part``): a stop by signal removes the
-one being written, and ``sweep_temporaries`` clears those a killed run left behind.
+Completeness: an output exists under its final name only after ``base.files.atomic_write``
+renamed a fully written (and fsynced) temporary file in the same folder, so existence
+alone says an output is complete; a rerun skips existing outputs and never rewrites
+them. Temporary files are hidden (``.NAME.<random>.rembg-part``): a stop by signal
+removes the one being written, and ``sweep_temporaries`` clears those a killed run
+left behind.
 """
 
 from __future__ import annotations
@@ -21,41 +22,17 @@ import time
 import zipfile
 from pathlib import Path
 
+from base.errors import ImageTooLarge, InvalidImage, RemovalError
+from base.files import atomic_write
+from base.settings import Settings
 from batch.inputs import Item
 from batch.outcome import DONE, Outcome
-from core.errors import ImageTooLarge, InvalidImage, RemovalError
 from core.options import RemovalOptions
 from core.pipeline import Engine
-from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 TEMP_SUFFIX = ".rembg-part"
-
-
-def temporary_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either absent or complete.
-
-    The temporary file lives in the same folder, so ``os.replace`` is a rename on
-    one file system (atomic on POSIX, also on NFS and most shared file systems);
-    fsync first, so a crash after the rename cannot leave a name with lost data.
-    Any exception, ``KeyboardInterrupt`` and ``SystemExit`` included, removes it.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_name(path)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def sweep_temporaries(out: Path) -> int:
@@ -122,7 +99,7 @@ class Worker:
         target = self.out_root / item.output
         try:
             result = self.engine.remove(read_input(item, self.engine.limits.max_bytes), self.options)
-            write_atomic(target, result.data)
+            atomic_write(target, result.data, suffix=TEMP_SUFFIX)
         except RemovalError as exc:
             return Outcome.failed(item.key, exc.code, exc.message, item.output, _ms(started))
         except OSError as exc:  # writing: disk full, permissions

@@ -21,22 +21,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from base.cpu import cpu_info
+from benchmark.photos import test_jpeg
 from core import Engine, RemovalOptions, load_settings
-from core.providers import physical_cores
-
-FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "cloth-1.jpg"
-
-
-def make_1080p_jpeg(source: Path) -> bytes:
-    """A 1920x1080 JPEG (quality 90) cut and scaled from ``source``."""
-    im = Image.open(source).convert("RGB")
-    w, h = im.size
-    crop_h = min(h, w * 9 // 16)
-    top = (h - crop_h) // 2
-    im = im.crop((0, top, w, top + crop_h)).resize((1920, 1080), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
 
 
 def median(values: list[float]) -> float:
@@ -71,8 +58,8 @@ def run(runs: int, data: bytes, model: str) -> dict[str, Any]:
     a, b = png_alpha > 127, baseline_alpha > 127
     report: dict[str, Any] = {
         "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "physical_cores": physical_cores(),
+            "cpu": cpu_info().model,
+            "physical_cores": cpu_info().physical_cores,
             "python": platform.python_version(),
             "onnxruntime": __import__("onnxruntime").__version__,
         },
@@ -103,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="u2net")
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
-    data = args.image.read_bytes() if args.image else make_1080p_jpeg(FIXTURE)
+    data = args.image.read_bytes() if args.image else test_jpeg("1080p")
     report = run(args.runs, data, args.model)
     print(f"rembg.remove() + PNG save: {report['rembg_remove_plus_png_ms']} ms (median of {args.runs})")
     print(f"mask vs rembg: {report['mask_vs_rembg']}")

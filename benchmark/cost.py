@@ -17,6 +17,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from base.providers import GPU_PROVIDERS
+
 DAYS_PER_MONTH = 30
 #: Daily volumes the cost chart spans: 100 to 1,000,000 images, log-spaced.
 CHART_VOLUMES = [round(10**e) for e in (2, 2.5, 3, 3.5, 4, 4.5, 5, 5.5, 6)]
@@ -110,9 +112,6 @@ def curve(options: list[Option], hours_per_day: float, volumes: list[int] = CHAR
         for o in options
         for v in volumes
     ]
-
-
-GPU_PROVIDERS = ("cuda", "tensorrt")
 
 
 def options_from_report(

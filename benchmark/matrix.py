@@ -9,7 +9,6 @@ both call ``run``.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import platform
@@ -25,15 +24,14 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image
 
+from base.assets import photo
+from base.cpu import cpu_info
+from benchmark.photos import SIZES, test_jpeg
 from core import Engine, RemovalError, RemovalOptions, available_providers
-from core.providers import physical_cores
 from models.registry import MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE_PHOTO = ROOT / "tests" / "fixtures" / "cloth-1.jpg"
-SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
 STAGES = ("decode", "preprocess", "inference", "postprocess", "encode", "total")
 Progress = Callable[[float, str], None]
 
@@ -63,40 +61,18 @@ QUICK = Plan(
 FULL = Plan(models=("u2net", "u2netp", "u2net-int8"), sizes=tuple(SIZES), formats=("png", "webp", "jpeg"), runs=5)
 
 
-def test_jpeg(size: str) -> bytes:
-    """A real photo cut to the aspect of ``size`` and scaled to it, as a quality-90 JPEG."""
-    width, height = SIZES[size]
-    im = Image.open(SOURCE_PHOTO).convert("RGB")
-    crop_h = min(im.height, im.width * height // width)
-    top = (im.height - crop_h) // 2
-    im = im.crop((0, top, im.width, top + crop_h)).resize((width, height), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
-
-
 def machine_info() -> dict[str, Any]:
     """What the numbers were measured on."""
-    cpu, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                cpu = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    wanted = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile")
+    cpu = cpu_info()
     try:
         mem_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError):
         mem_gb = None
     return {
-        "cpu": cpu,
-        "physical_cores": physical_cores(),
+        "cpu": cpu.model,
+        "physical_cores": cpu.physical_cores,
         "logical_cpus": os.cpu_count(),
-        "instruction_sets": [f for f in wanted if f in flags],
+        "instruction_sets": cpu.reported_flags(),
         "memory_gb": mem_gb,
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -296,10 +272,9 @@ print(json.dumps(out))
 
 def cold_start(model: str, provider: str, model_home: Path) -> dict[str, Any]:
     """A new process: start to first result, and its peak RSS."""
-    photo = ROOT / "tests" / "fixtures" / "car-1.jpg"
     started = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-c", COLD_START_SCRIPT, model, provider, str(model_home), str(photo)],
+        [sys.executable, "-c", COLD_START_SCRIPT, model, provider, str(model_home), str(photo("car-1.jpg"))],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     elapsed = (time.perf_counter() - started) * 1000

@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmark.core_speed import FIXTURE, make_1080p_jpeg
-from tests.conftest import ROOT, free_port, launch_server, stop_server
+from benchmark.photos import test_jpeg
+from benchmark.server import ROOT, free_port, launch_server, stop_server
 
 OBVIOUS_APP = """
 import sys
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         image = tmp / "photo-1080p.jpg"
-        image.write_bytes(make_1080p_jpeg(FIXTURE))
+        image.write_bytes(test_jpeg("1080p"))
         ours = launch_server(tmp, "--default-model", args.model, "--default-provider", "cpu")
         obvious, obvious_url = start_obvious(args.model, tmp)
         try:

@@ -18,10 +18,13 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.errors import ImageTooLarge, InvalidImage, UnsupportedFormat
+from base.errors import ImageTooLarge, InvalidImage, UnsupportedFormat
 
 #: Formats we decode (Pillow names). GIF and WebP animations use their first frame.
 SUPPORTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
+#: File names taken as images where names decide (folders and zips of the batch command);
+#: decoding is still by content.
+INPUT_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
 #: Magic numbers of things people upload that are not raster images we accept.
 _KNOWN_OTHER = (

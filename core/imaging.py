@@ -1,4 +1,4 @@
-"""Pixel work around the network: input tensor, mask, cutout, backgrounds, crop, encoding.
+"""Pixel work around the network: input tensor, mask, cutout, backgrounds, crop.
 
 The resampling matches rembg exactly (Pillow LANCZOS, same arithmetic), so masks
 equal ``rembg.remove()``'s; the large resizes are split into horizontal stripes
@@ -7,7 +7,6 @@ computed on all cores, which Pillow's box argument makes bit-identical to one ca
 
 from __future__ import annotations
 
-import io
 import itertools
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -16,12 +15,7 @@ from functools import cache
 import numpy as np
 from PIL import Image, ImageChops, ImageOps
 
-from core.providers import physical_cores
-
-try:  # fpng writes PNG ~20x faster than zlib at a ~1.4x larger file; optional.
-    import fpng as _fpng
-except ImportError:  # pragma: no cover - exercised only where fpng is missing
-    _fpng = None
+from base.cpu import physical_cores
 
 #: Below this many output pixels a single Pillow call beats the thread hand-off.
 _STRIPE_MIN_PIXELS = 250_000
@@ -155,21 +149,3 @@ def subject_box(alpha: Image.Image, margin: int) -> tuple[int, int, int, int] | 
         min(alpha.width, right + margin),
         min(alpha.height, bottom + margin),
     )
-
-
-def encode(im: Image.Image, fmt: str, quality: int | None) -> bytes:
-    """Encode once, in the output format. JPEG has no alpha: callers flatten first."""
-    if fmt == "png" and _fpng is not None and im.mode in ("RGB", "RGBA"):
-        return bytes(_fpng.from_ndarray(np.asarray(im)))
-    buf = io.BytesIO()
-    if fmt == "png":
-        im.save(buf, "PNG", compress_level=1)
-    elif fmt == "webp" and quality is None:
-        # Lossless at the lowest effort: same pixels, ~15x faster than Pillow's default
-        # effort. exact=False (the default) lets libwebp blank the colour of hidden pixels.
-        im.save(buf, "WEBP", lossless=True, quality=0, method=0)
-    elif fmt == "webp":
-        im.save(buf, "WEBP", quality=quality, method=2)
-    else:
-        im.save(buf, "JPEG", quality=quality or 90)
-    return buf.getvalue()

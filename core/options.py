@@ -1,22 +1,75 @@
-"""``RemovalOptions``: what a request may ask for, validated in one place.
+"""``RemovalOptions``: what a request may ask for, declared once and validated in one place.
 
-Every edge (UI, Gradio API, REST API, CLI) builds one of these; bad values raise
-``InvalidOption`` naming the option and why.
+Each field of ``RemovalOptions`` is a row, as ``base.settings.Settings`` is for the
+service: name, type, default, range or choices, help, and the REST field name
+(rembg's short names, ``a``, ``af``, ``om``...). The Gradio API's inputs, the REST
+fields (POST form and GET query), the CLI flags of ``app.py remove`` and
+``app.py batch`` and the README's options table are all generated from ``OPTIONS``,
+and every edge turns its raw values into options through the one parser,
+``RemovalOptions.from_values``: text, numbers and booleans as they arrive, bad ones
+an ``InvalidOption`` naming the option. Adding an option is a row here and the code
+that honours it in ``core.pipeline``.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from core.errors import InvalidOption
+from base.errors import InvalidOption
+from base.providers import PROVIDER_CHOICES
+from base.settings import SettingsError
+from core.formats import FORMAT_NAMES, FORMATS
+from models.registry import MODELS
 
-OUTPUT_FORMATS = ("png", "webp", "jpeg")
-MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
-#: Accepted spellings of output formats, mapped to ours.
-FORMAT_ALIASES = {"png": "png", "webp": "webp", "jpeg": "jpeg", "jpg": "jpeg"}
+#: Text that means true or false, on every edge (REST forms, query strings, Gradio values).
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+#: How much of a bad value an error message quotes back.
+QUOTE_CHARS = 100
+
+
+def _option(
+    default: Any,
+    help: str,
+    *,
+    kind: str | None = None,
+    rest: str | None = None,
+    cli: str | None = None,
+    low: int | None = None,
+    high: int | None = None,
+    choices: tuple[str, ...] | None = None,
+    unset: Any = None,
+    advanced: bool = False,
+) -> Any:
+    """A row of the options table.
+
+    ``kind``: bool, int, str (from the annotation), or colour / image. ``rest``: the
+    REST field name (default: the name). ``cli``: the flag (default: ``--name``).
+    ``low``/``high``: an int's range. ``choices``: what the UI offers (the engine
+    checks names itself). ``unset``: a value edges send for "not given"
+    (Gradio's numbers cannot be empty: ``quality`` 0 means the format's default).
+    ``advanced``: left out of the Gradio UI's basic options (still in the API).
+    """
+    return field(
+        default=default,
+        metadata={
+            "help": help,
+            "kind": kind,
+            "rest": rest,
+            "cli": cli,
+            "low": low,
+            "high": high,
+            "choices": choices,
+            "unset": unset,
+            "advanced": advanced,
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -29,53 +82,188 @@ class RemovalOptions:
     ``background_image`` may be anything ``remove_background`` accepts as input.
     """
 
-    model: str | None = None
-    provider: str | None = None
-    output_format: str = "png"
-    quality: int | None = None
-    only_mask: bool = False
-    bgcolor: tuple[int, ...] | str | None = None
-    background_image: Any = None
-    crop: bool = False
-    crop_margin: int = 0
-    alpha_matting: bool = False
-    alpha_matting_foreground_threshold: int = 240
-    alpha_matting_background_threshold: int = 10
-    alpha_matting_erode_size: int = 10
-    post_process_mask: bool = False
+    model: str | None = _option(None, "Model name; empty: the server's default model.", choices=tuple(MODELS))
+    provider: str | None = _option(
+        None, "Where to run: auto, cpu, cuda, tensorrt or openvino; empty: the default.", choices=PROVIDER_CHOICES
+    )
+    output_format: str = _option(
+        "png", "Output format: png, webp or jpeg.", rest="format", cli="--format", choices=tuple(FORMAT_NAMES)
+    )
+    quality: int | None = _option(
+        None, "Lossy WebP/JPEG quality 1-100; 0 or empty: lossless WebP, JPEG 90.", low=1, high=100, unset=0
+    )
+    only_mask: bool = _option(False, "Return the mask instead of the cutout.", rest="om")
+    bgcolor: tuple[int, ...] | str | None = _option(
+        None, "Background colour r,g,b[,a], #rrggbb[aa] or rgb(...); empty: transparent.", kind="colour", rest="bgc"
+    )
+    background_image: Any = _option(None, "An image to put behind the subject.", kind="image")  # noqa: RUF009 - a field
+    crop: bool = _option(False, "Crop the result to the subject.")
+    crop_margin: int = _option(0, "Pixels kept around the subject when cropping.", low=0, high=10_000)
+    alpha_matting: bool = _option(False, "Refine the edges with alpha matting (slow).", rest="a")
+    alpha_matting_foreground_threshold: int = _option(
+        240, "Alpha matting: mask values above this are surely foreground.", rest="af", low=0, high=255, advanced=True
+    )
+    alpha_matting_background_threshold: int = _option(
+        10, "Alpha matting: mask values below this are surely background.", rest="ab", low=0, high=255, advanced=True
+    )
+    alpha_matting_erode_size: int = _option(
+        10, "Alpha matting: erosion of the sure regions, pixels.", rest="ae", low=0, high=100, advanced=True
+    )
+    post_process_mask: bool = _option(False, "Smooth the mask (morphological post-processing).", rest="ppm")
 
     @property
     def color(self) -> tuple[int, int, int, int] | None:
         """The background colour as RGBA, or None."""
         return None if self.bgcolor is None else parse_color(self.bgcolor)
 
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> RemovalOptions:
+        """Options from raw edge values by field name: text, numbers, booleans or None.
+
+        ``None`` and empty text mean "not given" (the default), as does an option's
+        ``unset`` value. Raises ``InvalidOption`` naming the option; unknown names too.
+        """
+        parsed: dict[str, Any] = {}
+        for name, raw in values.items():
+            f = OPTIONS.get(name)
+            if f is None:
+                raise InvalidOption(quote(name), "no such option")
+            parsed[name] = coerce(f, raw)
+        return cls(**parsed)
+
     def validated(self) -> RemovalOptions:
         """A normalised copy (``jpg`` -> ``jpeg``, RGB -> RGBA colour) or ``InvalidOption``."""
-        fmt = FORMAT_ALIASES.get(str(self.output_format).lower())
+        fmt = FORMAT_NAMES.get(str(self.output_format).lower())
         if fmt is None:
-            raise InvalidOption("output_format", f"choose one of {', '.join(OUTPUT_FORMATS)}")
-        if self.quality is not None and not _int_in(self.quality, 1, 100):
-            raise InvalidOption("quality", "must be an integer from 1 to 100")
+            raise InvalidOption("output_format", f"choose one of {', '.join(FORMATS)}")
+        for f in OPTIONS.values():
+            value = getattr(self, f.name)
+            kind = kind_of(f)
+            if kind == "bool" and not isinstance(value, bool):
+                raise InvalidOption(f.name, "must be true or false")
+            low, high = f.metadata["low"], f.metadata["high"]
+            if kind == "int" and low is not None and value is not None and not _int_in(value, low, high):
+                raise InvalidOption(f.name, f"must be an integer from {low} to {high}")
         bgcolor = self.color
         if bgcolor is not None and self.background_image is not None:
             raise InvalidOption("bgcolor", "give a background colour or a background image, not both")
-        if not _int_in(self.crop_margin, 0, 10_000):
-            raise InvalidOption("crop_margin", "must be an integer from 0 to 10000 pixels")
-        for name in ("alpha_matting_foreground_threshold", "alpha_matting_background_threshold"):
-            if not _int_in(getattr(self, name), 0, 255):
-                raise InvalidOption(name, "must be an integer from 0 to 255")
-        if not _int_in(self.alpha_matting_erode_size, 0, 100):
-            raise InvalidOption("alpha_matting_erode_size", "must be an integer from 0 to 100")
         if self.alpha_matting and self.alpha_matting_background_threshold >= self.alpha_matting_foreground_threshold:
             raise InvalidOption("alpha_matting_background_threshold", "must be below the foreground threshold")
-        for name in ("only_mask", "crop", "alpha_matting", "post_process_mask"):
-            if not isinstance(getattr(self, name), bool):
-                raise InvalidOption(name, "must be true or false")
         return dataclasses.replace(self, output_format=fmt, bgcolor=bgcolor)
+
+
+OPTIONS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(RemovalOptions)}
+
+
+def kind_of(f: dataclasses.Field[Any]) -> str:
+    """bool, int, str, colour or image."""
+    declared: str | None = f.metadata["kind"]
+    # Annotations are strings under ``from __future__ import annotations``.
+    return declared or str(f.type).split(" |")[0]
+
+
+def rest_name(f: dataclasses.Field[Any]) -> str:
+    return f.metadata["rest"] or f.name
+
+
+def cli_flag(f: dataclasses.Field[Any]) -> str:
+    return f.metadata["cli"] or "--" + f.name.replace("_", "-")
+
+
+def quote(value: object) -> str:
+    """A value for an error message, cut to ``QUOTE_CHARS`` characters."""
+    text = repr(value)
+    return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 3] + "..."
+
+
+def coerce(f: dataclasses.Field[Any], raw: Any) -> Any:
+    """One raw edge value as the option's type (the one parser of every edge)."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return f.default
+    kind = kind_of(f)
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+            return raw.strip().lower() in TRUE_WORDS
+        raise InvalidOption(f.name, f"must be true or false, not {quote(raw)}")
+    if kind == "int":
+        value = _as_int(raw)
+        if value is None:
+            raise InvalidOption(f.name, f"must be an integer, not {quote(raw)}")
+        unset = f.metadata["unset"]
+        return None if unset is not None and value == unset else value
+    if kind == "str":
+        # Which names exist is the engine's question (``validated``, the registry, the providers).
+        if not isinstance(raw, str):
+            raise InvalidOption(f.name, f"must be text, not {quote(raw)}")
+        return raw.strip()
+    return raw  # colour (parsed by validated) and image (decoded by the engine)
+
+
+def _as_int(raw: Any) -> int | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float):
+        return int(raw) if math.isfinite(raw) and raw.is_integer() else None
+    if isinstance(raw, str):
+        text = raw.strip()
+        if len(text) > 12:  # no option takes a number that long; int() of huge text is slow
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            return None
+    return None
 
 
 def _int_in(value: object, low: int, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+# --- the CLI flags -------------------------------------------------------------------
+
+
+def add_option_arguments(parser: argparse.ArgumentParser, format_help: str | None = None) -> None:
+    """Every option as a flag (``app.py remove`` and ``app.py batch``); values parse in ``options_from_args``."""
+    for f in OPTIONS.values():
+        kind = kind_of(f)
+        help_text = format_help if f.name == "output_format" and format_help else f.metadata["help"]
+        if kind == "bool":
+            parser.add_argument(cli_flag(f), dest=f.name, action="store_true", help=help_text)
+        else:
+            metavar = {"image": "PATH", "colour": "COLOUR", "int": "N"}.get(kind, f.name.upper())
+            parser.add_argument(cli_flag(f), dest=f.name, metavar=metavar, help=help_text)
+
+
+def options_from_args(args: argparse.Namespace, **overrides: Any) -> RemovalOptions:
+    """``RemovalOptions`` from the flags of ``add_option_arguments``; a bad value is a ``SettingsError``."""
+    values: dict[str, Any] = {name: getattr(args, name, None) for name in OPTIONS} | overrides
+    for f in OPTIONS.values():
+        if kind_of(f) == "image" and values[f.name] is not None:
+            path = Path(values[f.name])
+            if not path.is_file():
+                raise SettingsError(f"{cli_flag(f)}: {path} is not a readable file")
+            values[f.name] = path
+    try:
+        return RemovalOptions.from_values(values)
+    except InvalidOption as exc:
+        flag = cli_flag(OPTIONS[exc.option]) if exc.option in OPTIONS else exc.option
+        raise SettingsError(f"{flag}: {exc.message.split(': ', 1)[-1]}") from None
+
+
+# --- the README's table --------------------------------------------------------------
+
+
+def options_table_markdown() -> str:
+    """The README's options table, generated from the same rows."""
+    lines = ["| option | REST field | CLI flag | default | meaning |", "|---|---|---|---|---|"]
+    for f in OPTIONS.values():
+        default = "" if f.default is None else f"`{f.default}`"
+        lines.append(f"| `{f.name}` | `{rest_name(f)}` | `{cli_flag(f)}` | {default} | {f.metadata['help']} |")
+    return "\n".join(lines)
 
 
 def parse_color(value: object) -> tuple[int, int, int, int]:
@@ -89,12 +277,12 @@ def parse_color(value: object) -> tuple[int, int, int, int]:
             try:
                 parts = [int(text[i : i + 2], 16) for i in range(1, len(text), 2)]
             except ValueError:
-                raise InvalidOption("bgcolor", f"{value!r} is not a hex colour") from None
+                raise InvalidOption("bgcolor", f"{quote(value)} is not a hex colour") from None
         else:
             try:
-                parts = [int(p) for p in text.split(",")]
+                parts = [int(p) for p in text.split(",")] if len(text) <= 64 else []
             except ValueError:
-                raise InvalidOption("bgcolor", f"{value!r} is not r,g,b[,a]") from None
+                raise InvalidOption("bgcolor", f"{quote(value)} is not r,g,b[,a]") from None
     elif isinstance(value, (tuple, list)):
         parts = list(value)
     else:
@@ -111,11 +299,11 @@ def _css_color(text: str) -> tuple[int, int, int, int]:
     """CSS ``rgb(r, g, b)`` / ``rgba(r, g, b, a)`` with alpha from 0 to 1 (what colour pickers send)."""
     body = text[text.index("(") + 1 : -1]
     try:
-        numbers = [float(p) for p in body.replace("/", ",").split(",")]
+        numbers = [float(p) for p in body.replace("/", ",").split(",")] if len(body) <= 64 else []
     except ValueError:
-        raise InvalidOption("bgcolor", f"{text!r} is not a CSS colour") from None
-    if not all(math.isfinite(n) for n in numbers):  # float() takes "inf", "nan" and 1e400
-        raise InvalidOption("bgcolor", f"{text!r} is not a CSS colour")
+        raise InvalidOption("bgcolor", f"{quote(text)} is not a CSS colour") from None
+    if not numbers or not all(math.isfinite(n) for n in numbers):  # float() takes "inf", "nan" and 1e400
+        raise InvalidOption("bgcolor", f"{quote(text)} is not a CSS colour")
     if len(numbers) == 4:
         numbers[3] *= 255
     return parse_color([round(n) for n in numbers])

@@ -17,13 +17,16 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from base.errors import RemovalError
+from base.settings import Settings, SettingsError, load_settings
 from core import imaging
 from core.decode import Limits, decode
-from core.errors import RemovalError
-from core.options import MEDIA_TYPES, RemovalOptions
+from core.families import family_of
+from core.formats import FORMATS
+from core.options import RemovalOptions
 from core.sessions import ModelSession, SessionCache
-from core.settings import Settings, load_settings
 from core.telemetry import RequestLog
+from models.registry import MODELS
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
 
@@ -80,6 +83,8 @@ class Engine:
     """Settings plus the session cache; share one per process."""
 
     def __init__(self, settings: Settings) -> None:
+        if settings.default_model not in MODELS:  # the settings table sits below the registry
+            raise SettingsError(f"--default-model: choose one of {', '.join(MODELS)}")
         self.settings = settings
         self.sessions = SessionCache(settings)
         self.limits = Limits(settings.max_upload_bytes, settings.max_pixels)
@@ -150,8 +155,7 @@ class Engine:
         clock = _Clock()
         im = decode(image, self.limits)
         clock.lap("decode")
-        spec = session.spec
-        tensor = imaging.to_tensor(im, spec.input_size, spec.mean, spec.std)
+        tensor = family_of(session.spec).prepare(im, session.spec)
         clock.lap("preprocess")
         return im, tensor, clock
 
@@ -166,19 +170,20 @@ class Engine:
     ) -> RemovalResult:
         """Mask, compose, encode and record one image whose prediction is ready."""
         spec = session.spec
-        mask = imaging.to_mask(prediction, im.size)
+        mask = family_of(spec).finish(prediction, im.size)
         if opts.post_process_mask:
             mask = imaging.post_process_mask(mask)
         out, mask = self._compose(im, mask, opts, background)
         clock.lap("postprocess")
 
-        data = imaging.encode(out, opts.output_format, opts.quality)
+        fmt = FORMATS[opts.output_format]
+        data = fmt.encode(out, opts.quality)
         clock.lap("encode")
         timings = clock.total()
         self.requests.record(session.provider, spec.name, im.width * im.height, timings)
         return RemovalResult(
             data=data,
-            media_type=MEDIA_TYPES[opts.output_format],
+            media_type=fmt.media_type,
             image=out,
             mask=mask,
             model=spec.name,
@@ -209,14 +214,15 @@ class Engine:
                 matted = matted.crop(box) if matted is not None else None
         if opts.only_mask:
             return mask, mask
+        fmt = FORMATS[opts.output_format]
         # Hidden colour needs clearing only where it would survive into the file.
-        clear = opts.output_format == "png" and background is None and opts.bgcolor is None
+        clear = not fmt.blanks_hidden and background is None and opts.bgcolor is None
         out = matted if matted is not None else imaging.cutout(im, mask, clear_hidden=clear)
         if background is not None:
             out = imaging.over_image(out, background)
         elif opts.color is not None:
             out = imaging.over_color(out, opts.color)
-        if opts.output_format == "jpeg":
+        if not fmt.alpha:
             # JPEG has no alpha: flatten on the requested colour, white by default.
             if out.mode == "RGBA":
                 out = imaging.over_color(out, opts.color or (255, 255, 255, 255))

@@ -1,9 +1,9 @@
-"""Execution providers by name: which exist here, which can load, and why not.
+"""Execution providers by name: which can load here, why not, and the options each gets.
 
-Names are ours (``cpu``, ``cuda``, ``tensorrt``, ``openvino``, ``auto``); each maps
-to onnxruntime provider ids. An accelerator that cannot load is reported with
-onnxruntime's (or the dynamic loader's) reason and never silently replaced by
-the CPU: that silent fallback is rembg's most reported GPU complaint.
+Names are ours (``cpu``, ``cuda``, ``tensorrt``, ``openvino``, ``auto``; the facts are
+in ``base.providers``). An accelerator that cannot load is reported with
+onnxruntime's (or the dynamic loader's) reason and never silently replaced by the
+CPU: that silent fallback is rembg's most reported GPU complaint.
 """
 
 from __future__ import annotations
@@ -17,30 +17,8 @@ from typing import Any
 
 import onnxruntime as ort
 
-from core.errors import InvalidOption, ProviderUnavailable
-
-#: Our name -> the onnxruntime provider that must be active for it.
-ORT_PROVIDER = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider",
-}
-#: Reverse map, for reporting which provider really ran.
-OUR_NAME = {v: k for k, v in ORT_PROVIDER.items()}
-#: ``auto`` tries these in order. TensorRT is left out: it compiles an engine on
-#: first use (minutes), which an operator should choose knowingly.
-AUTO_ORDER = ("cuda", "openvino", "cpu")
-PROVIDER_CHOICES = ("auto", *ORT_PROVIDER)
-
-#: Shared libraries whose loading decides whether an accelerator can run; loading
-#: them ourselves yields the loader's reason ("libcublasLt.so.12: cannot open
-#: shared object file") that onnxruntime only prints to stderr before falling back.
-_PROVIDER_LIBRARY = {
-    "cuda": "libonnxruntime_providers_cuda.so",
-    "tensorrt": "libonnxruntime_providers_tensorrt.so",
-    "openvino": "libonnxruntime_providers_openvino.so",
-}
+from base.errors import InvalidOption, ProviderUnavailable
+from base.providers import AUTO_ORDER, PROVIDER_CHOICES, PROVIDERS
 
 
 @dataclass(frozen=True)
@@ -54,9 +32,13 @@ class ProviderInfo:
 
 
 def _library_error(name: str) -> str | None:
-    """Why the provider's shared library cannot load, or None when it loads."""
-    lib = _PROVIDER_LIBRARY.get(name)
-    if lib is None:
+    """Why the provider's shared library cannot load, or None when it loads.
+
+    Loading it ourselves yields the loader's reason ("libcublasLt.so.13: cannot open
+    shared object file") that onnxruntime only prints to stderr before falling back.
+    """
+    lib = PROVIDERS[name].library
+    if not lib:
         return None
     path = Path(ort.__file__).parent / "capi" / lib
     if not path.exists():
@@ -73,12 +55,13 @@ def provider_info(name: str) -> ProviderInfo:
     """Whether ``name`` can run here, and why not. Cached: libraries do not appear at run time."""
     if name == "cpu":
         return ProviderInfo("cpu", True, "always available")
-    ort_name = ORT_PROVIDER.get(name)
-    if ort_name is None:
+    facts = PROVIDERS.get(name)
+    if facts is None:
         raise InvalidOption("provider", f"unknown provider; choose one of {', '.join(PROVIDER_CHOICES)}")
-    if ort_name not in ort.get_available_providers():
-        package = "onnxruntime-openvino" if name == "openvino" else "onnxruntime-gpu"
-        return ProviderInfo(name, False, f"not in this onnxruntime build (install {package} instead of onnxruntime)")
+    if facts.ort_name not in ort.get_available_providers():
+        return ProviderInfo(
+            name, False, f"not in this onnxruntime build (install {facts.package} instead of onnxruntime)"
+        )
     error = _library_error(name)
     if error:
         return ProviderInfo(name, False, f"onnxruntime cannot load it: {error}")
@@ -87,7 +70,7 @@ def provider_info(name: str) -> ProviderInfo:
 
 def available_providers() -> list[ProviderInfo]:
     """Every named provider with available yes/no and why."""
-    return [provider_info(name) for name in ORT_PROVIDER]
+    return [provider_info(name) for name in PROVIDERS]
 
 
 def resolve(name: str) -> list[str]:
@@ -112,9 +95,10 @@ def ort_providers(
     The CPU provider is appended so that operators an accelerator lacks can still
     run there; whether the accelerator itself loaded is checked after creation.
     """
+    cpu = PROVIDERS["cpu"].ort_name
     if name == "cpu":
-        return [ORT_PROVIDER["cpu"]]
-    return [(ORT_PROVIDER[name], provider_options(name, cache_dir, device_id)), ORT_PROVIDER["cpu"]]
+        return [cpu]
+    return [(PROVIDERS[name].ort_name, provider_options(name, cache_dir, device_id)), cpu]
 
 
 def provider_options(name: str, cache_dir: Path | None = None, device_id: int = 0) -> dict[str, Any]:
@@ -131,24 +115,3 @@ def provider_options(name: str, cache_dir: Path | None = None, device_id: int = 
     if name == "openvino":
         return {"device_type": "CPU"}
     return {}
-
-
-@functools.cache
-def physical_cores() -> int:
-    """Physical cores (not hyper-threads): onnxruntime's fp32 kernels gain nothing from SMT."""
-    try:
-        pairs = set()
-        phys = core = ""
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "physical id":
-                phys = value.strip()
-            elif key == "core id":
-                core = value.strip()
-                pairs.add((phys, core))
-    except OSError:
-        pairs = set()
-    # A container may be allowed fewer CPUs than the host has cores.
-    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(len(pairs) or allowed or 1, allowed or 1))

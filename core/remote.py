@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit
 
-from core.errors import ImageTooLarge, UrlFetchFailed, UrlRefused
+from base.errors import ImageTooLarge, UrlFetchFailed, UrlRefused
 
 MAX_REDIRECTS = 3
 #: Seconds for each connect or read.

@@ -1,8 +1,9 @@
 """One onnxruntime session per (model, provider): created lazily, once, behind a lock.
 
 The cache is shared by every request. Inference on one session is bounded by a
-semaphore (``Settings.inference_concurrency``, 1 by default): on a 2-core CPU,
-two threads on one session took 409 ms per image against 303 ms one at a time.
+semaphore (``Settings.inference_concurrency``, 1 by default): one inference already
+uses every core, so a second one at once only slows both (``python -m benchmark``'s
+throughput rows show it).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from base.cpu import physical_cores
+from base.errors import ProviderUnavailable
+from base.providers import BY_ORT_NAME, PROVIDERS
+from base.settings import Settings
 from core import providers
-from core.errors import ProviderUnavailable
-from core.settings import Settings
 from models.fetch import ensure_model
 from models.registry import ModelSpec, get_spec
 
@@ -58,11 +61,7 @@ class ModelSession:
         with self._gate:
             if self.provider == "cpu":
                 return np.asarray(self.session.run([self.output_name], {self.input_name: batch})[0])
-            return run_bound(self.session, batch, device=DEVICE_OF.get(self.provider, "cpu"), device_id=self.device_id)
-
-
-#: Where an accelerator keeps its tensors, for IO binding.
-DEVICE_OF = {"cuda": "cuda", "tensorrt": "cuda"}
+            return run_bound(self.session, batch, device=PROVIDERS[self.provider].device, device_id=self.device_id)
 
 
 def run_bound(session: ort.InferenceSession, batch: np.ndarray, device: str, device_id: int = 0) -> np.ndarray:
@@ -82,7 +81,7 @@ def run_bound(session: ort.InferenceSession, batch: np.ndarray, device: str, dev
 def session_options(settings: Settings) -> ort.SessionOptions:
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = settings.threads or providers.physical_cores()
+    opts.intra_op_num_threads = settings.threads or physical_cores()
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3  # our own errors carry the reasons; keep stderr quiet
     return opts
@@ -102,7 +101,7 @@ def create_session(spec: ModelSpec, path: Path, provider: str, settings: Setting
     except Exception as exc:  # onnxruntime raises bare RuntimeError/Fail subclasses
         raise ProviderUnavailable(f"provider {provider!r} failed to start {spec.name}: {exc}") from exc
     active = session.get_providers()
-    wanted = providers.ORT_PROVIDER[provider]
+    wanted = PROVIDERS[provider].ort_name
     if wanted not in active:
         raise ProviderUnavailable(
             f"provider {provider!r} did not load (onnxruntime fell back to {', '.join(active)}); "
@@ -112,7 +111,7 @@ def create_session(spec: ModelSpec, path: Path, provider: str, settings: Setting
     log.info("loaded %s on %s in %.0f ms (active: %s)", spec.name, provider, load_ms, active)
     return ModelSession(
         spec=spec,
-        provider=providers.OUR_NAME[active[0]],
+        provider=BY_ORT_NAME[active[0]],
         session=session,
         load_ms=load_ms,
         _gate=threading.Semaphore(settings.inference_concurrency),

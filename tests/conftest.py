@@ -1,35 +1,29 @@
-"""Shared test fixtures: the test images, one engine with the real weights, failure artefacts."""
+"""Shared test fixtures: the photos, one engine with the real weights, the launched server, failure artefacts."""
 
 from __future__ import annotations
 
 import io
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from base.assets import EVAL_PHOTOS, PHOTOS_DIR
+from benchmark.server import ROOT, Server, free_port, launch_server, stop_server
 from core import Engine, load_settings
-from models.variants import EVAL_PHOTOS
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).parent / "fixtures"
+#: rembg's own outputs, the golden references (the photos themselves are the product's, in assets/).
+GOLDEN = Path(__file__).parent / "golden"
 ARTIFACTS = Path(__file__).parent / "_artifacts"
-#: Real photos (input, alpha-bearing or not) used for parity checks. They are also the
-#: built variants' quality gate, so the list lives in models/ (which never imports tests/).
+#: Real photos (input, alpha-bearing or not) used for parity checks: the variants' evaluation photos.
 PHOTOS = EVAL_PHOTOS
+__all__ = ["PHOTOS_DIR", "ROOT", "Server", "free_port", "launch_server", "stop_server"]
 
 
-def fixture_bytes(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
+def photo_bytes(name: str) -> bytes:
+    return (PHOTOS_DIR / name).read_bytes()
 
 
 def alpha_of(image: Image.Image | bytes) -> np.ndarray:
@@ -58,60 +52,6 @@ def save_failure(name: str, actual: Image.Image, expected: Image.Image) -> Path:
 def engine() -> Iterator[Engine]:
     """One engine with the real weights from $U2NET_HOME, shared like the app shares it."""
     yield Engine(load_settings([]))
-
-
-@dataclass
-class Server:
-    """A real ``python app.py`` process on a free loopback port."""
-
-    url: str
-    process: subprocess.Popen[str]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def launch_server(tmp: Path, *flags: str, env: dict[str, str] | None = None, timeout: float = 120) -> Server:
-    """Start the app with ``flags`` and wait until ``/healthz`` answers (or the process dies)."""
-    port = free_port()
-    log_path = tmp / f"server-{port}.log"
-    log_file = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port), *flags],
-        cwd=ROOT,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return Server(url, process, log_path)
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise RuntimeError(f"server did not answer /healthz in {timeout} s:\n{log_path.read_text()}")
-
-
-def stop_server(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
 
 
 @pytest.fixture(scope="session")

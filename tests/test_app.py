@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from core import Engine, RemovalOptions
-from tests.conftest import FIXTURES, ROOT, alpha_of, mask_agreement
+from tests.conftest import PHOTOS_DIR, ROOT, alpha_of, mask_agreement
 
 pytestmark = pytest.mark.model
 
@@ -29,11 +29,11 @@ def run_remove(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 def test_remove_writes_the_cutout_in_the_suffix_format(tmp_path: Path, engine: Engine) -> None:
     out = tmp_path / "car.webp"
-    done = run_remove(FIXTURES / "car-1.jpg", out, "--model", "u2netp")
+    done = run_remove(PHOTOS_DIR / "car-1.jpg", out, "--model", "u2netp")
     assert done.returncode == 0, done.stderr
     written = Image.open(out)
     assert written.format == "WEBP" and written.mode == "RGBA"
-    expected = engine.remove((FIXTURES / "car-1.jpg").read_bytes(), RemovalOptions(model="u2netp"))
+    expected = engine.remove((PHOTOS_DIR / "car-1.jpg").read_bytes(), RemovalOptions(model="u2netp"))
     mad, iou = mask_agreement(alpha_of(written), alpha_of(expected.image))
     assert mad <= 0.5 and iou >= 0.999, (mad, iou)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["car.webp"]  # no temporary file left
@@ -41,7 +41,7 @@ def test_remove_writes_the_cutout_in_the_suffix_format(tmp_path: Path, engine: E
 
 def test_remove_flags_reach_the_engine(tmp_path: Path) -> None:
     out = tmp_path / "car.jpg"
-    done = run_remove(FIXTURES / "car-1.jpg", out, "--model", "u2netp", "--only-mask", "--format", "png")
+    done = run_remove(PHOTOS_DIR / "car-1.jpg", out, "--model", "u2netp", "--only-mask", "--format", "png")
     assert done.returncode == 0, done.stderr
     mask = Image.open(out)
     assert mask.format == "PNG" and mask.mode == "L"
@@ -59,7 +59,7 @@ def test_remove_flags_reach_the_engine(tmp_path: Path) -> None:
 )
 def test_remove_bad_flags_fail_in_one_line(tmp_path: Path, args: list[str], code: int, mentions: str) -> None:
     out = tmp_path / "out.png"
-    done = run_remove(FIXTURES / "car-1.jpg", out, *args)
+    done = run_remove(PHOTOS_DIR / "car-1.jpg", out, *args)
     assert done.returncode == code
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("app.py: ") and mentions in done.stderr

@@ -1,4 +1,4 @@
-"""The Gradio WebUI: ``build_ui(settings)`` builds the Blocks; ``ui.server`` serves them with the REST API."""
+"""The Gradio WebUI: ``build_ui(settings)`` builds the Blocks; ``app.py`` serves them beside the REST API."""
 
 from ui.blocks import build_ui
 

@@ -2,8 +2,11 @@
 
 Layout first (provider toggle, then the Upload, Webcam and Gallery tabs and the
 readout), event wiring after. The named API endpoints (``/remove_background``,
-``/remove_background_batch``) are wired here too, on hidden file components so
-that Gradio never decodes or re-encodes the images they carry.
+``/remove_background_batch``) are wired here too, on hidden components generated
+from ``core.options.OPTIONS`` (file components for images, so that Gradio never
+decodes or re-encodes the images they carry; raw values for the rest, so that the
+engine's parser, not Gradio's, reads them). The Benchmark tab, and with it the
+benchmark package, is imported only where the ``benchmark_tab`` setting is on.
 """
 
 from __future__ import annotations
@@ -16,14 +19,22 @@ import gradio as gr
 from gradio.data_classes import FileData
 from gradio.utils import NamedString
 
+from base.assets import EXAMPLE_PHOTOS, photo
 from core import Engine, Settings, available_providers
+from core.options import OPTIONS, kind_of
 from models.registry import MODELS
-from ui.benchmark_tab import benchmark_tab
-from ui.handlers import Handlers, OutputStore, format_choices, requests_frame, stats_markdown, user_errors
+from ui.handlers import (
+    Handlers,
+    OutputStore,
+    api_default,
+    format_choices,
+    requests_frame,
+    stats_markdown,
+    user_errors,
+    with_option_parameters,
+)
 
-FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
-EXAMPLES = ["car-1.jpg", "anime-girl-1.jpg", "cloth-1.jpg", "chelsea.png"]
-LIVE_MODEL = "u2netp"  # ~10x cheaper than u2net: the only one that keeps up with a camera on a CPU
+LIVE_MODEL = "u2netp"  # the fastest model (python -m benchmark): the one that keeps up with a camera on a CPU
 
 
 def uploaded_file(**kwargs: Any) -> gr.File:
@@ -46,6 +57,29 @@ def uploaded_file(**kwargs: Any) -> gr.File:
 
     component._process_single_file = process_single_file  # type: ignore[method-assign]
     return component
+
+
+def raw_value(component: gr.components.Component) -> gr.components.Component:
+    """The component hands its value to the handler as sent, unconverted.
+
+    The engine's one parser then reads it as REST's values are read: ``"false"`` is
+    false, ``"abc"`` for a number is an ``InvalidOption``, never Gradio's traceback.
+    Bound to the instance, not a subclass, for the reason ``uploaded_file`` gives.
+    """
+    component.preprocess = lambda payload: payload  # type: ignore[method-assign]
+    return component
+
+
+def option_component(f: Any, settings: Settings) -> gr.components.Component:
+    """The client API's input for one option (hidden; named and typed for ``view_api``)."""
+    kind, value = kind_of(f), api_default(f, settings)
+    if kind == "image":
+        return uploaded_file(label=f.name)
+    if kind == "bool":
+        return raw_value(gr.Checkbox(value=value, label=f.name))
+    if kind == "int":
+        return raw_value(gr.Number(value=value, label=f.name))
+    return raw_value(gr.Textbox(value=value, label=f.name))
 
 
 def provider_choices() -> tuple[list[tuple[str, str]], str]:
@@ -108,7 +142,7 @@ def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path 
                                 erode = gr.Slider(0, 40, value=10, step=1, label="Erode size")
                             post_process = gr.Checkbox(label="Smooth the mask (post-process)")
                         run = gr.Button("Remove background", variant="primary", elem_id="run")
-                        gr.Examples([[str(FIXTURES / e)] for e in EXAMPLES], inputs=[image])
+                        gr.Examples([[str(photo(e))] for e in EXAMPLE_PHOTOS], inputs=[image])
                     with gr.Column():
                         slider = gr.ImageSlider(type="filepath", label="Before / after", elem_id="slider")
                         download = gr.File(label="Download", elem_id="download")
@@ -139,7 +173,10 @@ def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path 
                     headers=["file", "status", "provider", "total ms"], label="Per file", elem_id="gallery-status"
                 )
 
-            benchmark_tab(engine, store.root)
+            if settings.benchmark_tab:
+                from ui.benchmark_tab import benchmark_tab  # the benchmark (matplotlib) only when shown
+
+                benchmark_tab(engine, store.root)
 
         with gr.Accordion("Readout", open=True):
             with gr.Row():
@@ -155,20 +192,8 @@ def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path 
         # Hidden components carrying the named client-API endpoints.
         with gr.Group(visible=False):
             api_image = uploaded_file(label="image")
-            api_background = uploaded_file(label="background_image")
-            api_model = gr.Textbox(value=settings.default_model, label="model")
-            api_provider = gr.Textbox(value=settings.default_provider, label="provider")
-            api_format = gr.Textbox(value="png", label="output_format")
-            api_quality = gr.Number(value=0, label="quality")
-            api_only_mask = gr.Checkbox(label="only_mask")
-            api_bgcolor = gr.Textbox(value="", label="bgcolor")
-            api_crop = gr.Checkbox(label="crop")
-            api_margin = gr.Number(value=0, label="crop_margin")
-            api_matting = gr.Checkbox(label="alpha_matting")
-            api_fg = gr.Number(value=240, label="alpha_matting_foreground_threshold")
-            api_bg = gr.Number(value=10, label="alpha_matting_background_threshold")
-            api_erode = gr.Number(value=10, label="alpha_matting_erode_size")
-            api_ppm = gr.Checkbox(label="post_process_mask")
+            api_options = {f.name: option_component(f, settings) for f in OPTIONS.values()}
+            api_model, api_provider, api_format = (api_options[n] for n in ("model", "provider", "output_format"))
             api_file = gr.File(label="cutout")
             api_report = gr.JSON(label="report")
             api_files = uploaded_file(file_count="multiple", label="images")
@@ -206,11 +231,12 @@ def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path 
             **inference,
         ).then(lambda: (requests_frame(engine), stats_markdown(engine)), None, [chart, stats], api_visibility="private")
         api_trigger = gr.Button(visible=False)
+        remove_background = with_option_parameters(
+            handlers.remove_background, "image", settings,
+            "Remove the background of an image; return the encoded cutout and a report (provider, size, timings).",
+        )  # fmt: skip
         api_trigger.click(
-            user_errors(handlers.remove_background),
-            [api_image, api_model, api_provider, api_format, api_quality, api_only_mask, api_bgcolor, api_background,
-             api_crop, api_margin, api_matting, api_fg, api_bg, api_erode, api_ppm],
-            [api_file, api_report],
+            user_errors(remove_background), [api_image, *api_options.values()], [api_file, api_report],
             api_name="remove_background", **inference,
         )  # fmt: skip
         api_trigger.click(

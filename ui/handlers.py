@@ -1,12 +1,16 @@
 """Event handlers of the WebUI and the Gradio client API: a few lines each around ``core``.
 
-Typed engine errors become ``gr.Error`` with the error's own message, once, in
-``user_errors``; nothing else reaches the page, so no traceback is ever shown.
+Every widget and API value becomes options through the engine's one parser
+(``RemovalOptions.from_values``). Typed engine errors become ``gr.Error`` with the
+error's own message, once, in ``user_errors``; nothing else reaches the page, so no
+traceback is ever shown.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import io
 import logging
 import time
 import uuid
@@ -19,13 +23,15 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
+from base.files import atomic_write
+from base.settings import Settings
 from core import Engine, RemovalError, RemovalOptions, RemovalResult
-from core.options import FORMAT_ALIASES
+from core.formats import FORMATS
+from core.options import OPTIONS, kind_of
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
-EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
 
 
 def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -64,13 +70,8 @@ class OutputStore:
 
     def write(self, data: bytes, name: str) -> Path:
         self.prune()
-        folder = self.root / uuid.uuid4().hex
-        folder.mkdir()
-        path = folder / name
-        tmp = folder / f".{name}.part"
-        tmp.write_bytes(data)
-        tmp.replace(path)  # never a half-written file under the served name
-        return path
+        # never a half-written file under the served name
+        return atomic_write(self.root / uuid.uuid4().hex / name, data)
 
     def prune(self) -> None:
         """Remove results older than ``max_age_s``, then the oldest beyond ``max_files - 1``."""
@@ -100,51 +101,43 @@ class OutputStore:
             pass  # another request removed it first
 
 
-def options_from(
-    model: str | None,
-    provider: str | None,
-    output_format: str = "png",
-    quality: float | None = 0,
-    only_mask: bool = False,
-    bgcolor: str | None = "",
-    background_image: str | None = None,
-    crop: bool = False,
-    crop_margin: float | None = 0,
-    alpha_matting: bool = False,
-    foreground_threshold: float | None = 240,
-    background_threshold: float | None = 10,
-    erode_size: float | None = 10,
-    post_process_mask: bool = False,
-) -> RemovalOptions:
-    """Gradio's widget values (numbers arrive as floats, empty strings for "none") as options."""
-    return RemovalOptions(
-        model=model or None,
-        provider=provider or None,
-        output_format=output_format or "png",
-        quality=_whole(quality) or None,
-        only_mask=bool(only_mask),
-        bgcolor=bgcolor or None,
-        background_image=background_image or None,
-        crop=bool(crop),
-        crop_margin=_whole(crop_margin) or 0,
-        alpha_matting=bool(alpha_matting),
-        alpha_matting_foreground_threshold=_whole(foreground_threshold, 240),
-        alpha_matting_background_threshold=_whole(background_threshold, 10),
-        alpha_matting_erode_size=_whole(erode_size, 10),
-        post_process_mask=bool(post_process_mask),
-    )
+def api_default(f: Any, settings: Settings) -> Any:
+    """What the client API shows (and its hidden component holds) for an option left out."""
+    if f.name in ("model", "provider"):
+        return getattr(settings, f"default_{f.name}")
+    if f.metadata["unset"] is not None:
+        return f.metadata["unset"]
+    if f.default is None and kind_of(f) != "image":
+        return ""
+    return f.default
 
 
-def _whole(value: float | None, default: int = 0) -> int:
-    if value is None:
-        return default
-    return int(value) if float(value).is_integer() else -1  # -1: let validation name the option
+def with_option_parameters(fn: Callable[..., R], first: str, settings: Settings, doc: str) -> Callable[..., R]:
+    """``fn(first, *option values)`` as the client API shows it: one named parameter per option.
+
+    Gradio names an endpoint's parameters, and documents them, from the function's
+    signature and docstring; both are generated from ``core.options.OPTIONS``.
+    """
+
+    def call(*args: Any) -> R:
+        return fn(*args)
+
+    params = [inspect.Parameter(first, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [
+        inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=api_default(f, settings))
+        for f in OPTIONS.values()
+    ]
+    call.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    args = "\n".join(f"    {f.name}: {f.metadata['help']}" for f in OPTIONS.values())
+    call.__doc__ = f"{doc}\n\nArgs:\n{args}"
+    call.__name__ = fn.__name__
+    return call
 
 
 def output_name(source: str | None, result: RemovalResult) -> str:
     stem = Path(source).stem if source else "image"
     suffix = "mask" if result.image.mode == "L" else "cutout"
-    return f"{stem}-{suffix}.{EXTENSIONS[result.format]}"
+    return f"{stem}-{suffix}{FORMATS[result.format].extension}"
 
 
 def requests_frame(engine: Engine) -> pd.DataFrame:
@@ -188,37 +181,13 @@ class Handlers:
         result = self.engine.remove(Path(image), options)
         return result, self.store.write(result.data, output_name(image, result))
 
-    def remove_background(
-        self, image: str | None, model: str = "", provider: str = "", output_format: str = "png",
-        quality: float = 0, only_mask: bool = False, bgcolor: str = "", background_image: str | None = None,
-        crop: bool = False, crop_margin: float = 0, alpha_matting: bool = False,
-        alpha_matting_foreground_threshold: float = 240, alpha_matting_background_threshold: float = 10,
-        alpha_matting_erode_size: float = 10, post_process_mask: bool = False,
-    ) -> tuple[str, dict[str, Any]]:  # fmt: skip
+    def remove_background(self, image: str | None, *values: Any) -> tuple[str, dict[str, Any]]:
         """Remove the background of an image; return the encoded cutout and a report.
 
-        Args:
-            image: the image (PNG, JPEG, WebP, BMP, TIFF or GIF), identified by content.
-            model: u2net (default), u2netp (fast), u2net_human_seg, silueta, isnet-general-use or isnet-anime.
-            provider: auto, cpu, cuda, tensorrt or openvino; the report says which really ran.
-            output_format: png, webp or jpeg.
-            quality: 0 for lossless WebP and JPEG quality 90, else lossy quality 1-100.
-            only_mask: return the mask instead of the cutout.
-            bgcolor: background colour as r,g,b[,a] or #rrggbb; empty for transparent.
-            background_image: an image to put behind the subject instead of transparency.
-            crop: crop the result to the subject.
-            crop_margin: pixels kept around the subject when cropping.
-            alpha_matting: refine the edges with alpha matting (slower).
-            alpha_matting_foreground_threshold: mask values above this are surely foreground (0-255).
-            alpha_matting_background_threshold: mask values below this are surely background (0-255).
-            alpha_matting_erode_size: erosion of the sure regions, in pixels.
-            post_process_mask: smooth the mask with morphological post-processing.
+        ``values``: the options in ``core.options.OPTIONS`` order (the client API's
+        parameters after ``image``; see ``with_option_parameters``).
         """
-        options = options_from(
-            model, provider, output_format, quality, only_mask, bgcolor, background_image, crop, crop_margin,
-            alpha_matting, alpha_matting_foreground_threshold, alpha_matting_background_threshold,
-            alpha_matting_erode_size, post_process_mask,
-        )  # fmt: skip
+        options = RemovalOptions.from_values(dict(zip(OPTIONS, values, strict=False)))
         result, path = self._remove(image, options)
         return str(path), result.report()
 
@@ -228,10 +197,15 @@ class Handlers:
         alpha_matting: bool, fg: float, bg: float, erode: float, post_process_mask: bool,
     ) -> tuple[tuple[str, str], str, dict[str, Any], pd.DataFrame, str]:  # fmt: skip
         """The Upload tab: before/after, the download and the readout."""
-        options = options_from(
-            model, provider, output_format, quality, only_mask,
-            color if background == "colour" else "", background_image if background == "image" else None,
-            crop, crop_margin, alpha_matting, fg, bg, erode, post_process_mask,
+        options = RemovalOptions.from_values(
+            {
+                "model": model, "provider": provider, "output_format": output_format, "quality": quality,
+                "only_mask": only_mask, "bgcolor": color if background == "colour" else None,
+                "background_image": background_image if background == "image" else None, "crop": crop,
+                "crop_margin": crop_margin, "alpha_matting": alpha_matting,
+                "alpha_matting_foreground_threshold": fg, "alpha_matting_background_threshold": bg,
+                "alpha_matting_erode_size": erode, "post_process_mask": post_process_mask,
+            }
         )  # fmt: skip
         return self._ui_result(image, options)
 
@@ -239,7 +213,7 @@ class Handlers:
         self, image: str | None, provider: str, model: str
     ) -> tuple[tuple[str, str], str, dict[str, Any], pd.DataFrame, str]:
         """The Webcam tab's snapshot: default options, the tab's model."""
-        return self._ui_result(image, options_from(model, provider))
+        return self._ui_result(image, RemovalOptions.from_values({"model": model, "provider": provider}))
 
     def _ui_result(
         self, image: str | None, options: RemovalOptions
@@ -255,7 +229,7 @@ class Handlers:
         """Many images in, a gallery, one zip and a status row per file; one bad file stops nothing."""
         if not files:
             raise gr.Error("Add one or more images first.", print_exception=False)
-        options = options_from(model, provider, output_format)
+        options = RemovalOptions.from_values({"model": model, "provider": provider, "output_format": output_format})
         gallery: list[tuple[str, str]] = []
         rows: list[list[Any]] = []
         outputs: list[tuple[str, Path]] = []
@@ -276,13 +250,11 @@ class Handlers:
         return gallery, zip_path, rows
 
     def _zip(self, outputs: list[tuple[str, Path]]) -> str:
-        target = self.store.write(b"", "cutouts.zip")
-        tmp = target.with_name(".cutouts.zip.part")
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:  # images are compressed already
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:  # images are compressed already
             for name, path in outputs:
                 zf.write(path, name)
-        tmp.replace(target)
-        return str(target)
+        return str(self.store.write(buf.getvalue(), "cutouts.zip"))
 
     def remove_background_batch(
         self, files: Sequence[str] | None, model: str = "", provider: str = "", output_format: str = "png"
@@ -324,7 +296,10 @@ class Handlers:
         for (group_model, group_provider, group_format), members in groups.items():
             inputs = [Path(path) if (path := image[i]) else b"" for i in members]
             try:
-                results = self.engine.remove_many(inputs, options_from(group_model, group_provider, group_format))
+                options = RemovalOptions.from_values(
+                    {"model": group_model, "provider": group_provider, "output_format": group_format}
+                )
+                results = self.engine.remove_many(inputs, options)
             except RemovalError as exc:
                 results = [exc] * len(members)
             for i, result in zip(members, results, strict=True):
@@ -342,7 +317,8 @@ class Handlers:
         state = dict(state or {})
         if frame is None:
             return None, "", state
-        result = self.engine.remove(frame, RemovalOptions(model=model, provider=provider, output_format="webp"))
+        options = RemovalOptions.from_values({"model": model, "provider": provider, "output_format": "webp"})
+        result = self.engine.remove(frame, options)
         stamps = [*state.get("stamps", [])[-9:], time.monotonic()]
         fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
         readout = (
@@ -369,4 +345,4 @@ def _unique(name: str, taken: set[str]) -> str:
 
 
 def format_choices() -> list[str]:
-    return sorted(set(FORMAT_ALIASES.values()))
+    return list(FORMATS)

@@ -26,10 +26,10 @@ from tests.conftest import (
     ROOT,
     Server,
     alpha_of,
-    fixture_bytes,
     free_port,
     launch_server,
     mask_agreement,
+    photo_bytes,
     stop_server,
 )
 from tests.core.helpers import png_header_only
@@ -65,7 +65,7 @@ def remove(
     **form: str,
 ) -> httpx.Response:
     """``POST /api/remove`` as a rembg client sends it: multipart ``file`` plus text fields."""
-    files = {"file": (photo, fixture_bytes(photo), "application/octet-stream")} if photo else None
+    files = {"file": (photo, photo_bytes(photo), "application/octet-stream")} if photo else None
     return http.post("/api/remove", files=files, data=form, params=params, auth=auth)
 
 
@@ -97,7 +97,7 @@ def assert_parity(actual: np.ndarray, expected: np.ndarray) -> None:
 @pytest.fixture(scope="module")
 def library_u2netp(engine: Engine) -> np.ndarray:
     """The library's alpha for PHOTO with u2netp and default options."""
-    return alpha_of(engine.remove(fixture_bytes(PHOTO), RemovalOptions(model="u2netp", provider="cpu")).image)
+    return alpha_of(engine.remove(photo_bytes(PHOTO), RemovalOptions(model="u2netp", provider="cpu")).image)
 
 
 # --- the happy path --------------------------------------------------------------------
@@ -122,7 +122,7 @@ def test_remove_defaults_match_the_library(http: httpx.Client, engine: Engine) -
     assert timings["inference"] == pytest.approx(inference_ms, abs=0.1)
     assert timings["total"] == pytest.approx(total_ms, abs=0.1)
 
-    expected = engine.remove(fixture_bytes(PHOTO), RemovalOptions(provider="cpu"))
+    expected = engine.remove(photo_bytes(PHOTO), RemovalOptions(provider="cpu"))
     assert_parity(alpha_of(im), alpha_of(expected.image))
 
 
@@ -213,14 +213,14 @@ def test_crop_to_subject(http: httpx.Client, engine: Engine) -> None:
     width, height = im.size
     assert width <= PHOTO_SIZE[0] and height <= PHOTO_SIZE[1]
     assert width * height < PHOTO_SIZE[0] * PHOTO_SIZE[1]
-    expected = engine.remove(fixture_bytes(PHOTO), RemovalOptions(model="u2netp", provider="cpu", crop=True))
+    expected = engine.remove(photo_bytes(PHOTO), RemovalOptions(model="u2netp", provider="cpu", crop=True))
     assert im.size == expected.image.size
 
 
 # --- errors ----------------------------------------------------------------------------
 
 
-PHOTO_UPLOAD = (PHOTO, fixture_bytes(PHOTO))
+PHOTO_UPLOAD = (PHOTO, photo_bytes(PHOTO))
 
 
 def _post(
@@ -449,7 +449,7 @@ def test_auth_malformed_header(auth_http: httpx.Client) -> None:
     for header in ("Basic !!!not-base64", "Bearer dXNlcjpzZWNyZXQ=", "dXNlcjpzZWNyZXQ="):
         response = auth_http.post(
             "/api/remove",
-            files={"file": (PHOTO, fixture_bytes(PHOTO))},
+            files={"file": (PHOTO, photo_bytes(PHOTO))},
             data={"model": "u2netp"},
             headers={"Authorization": header},
         )

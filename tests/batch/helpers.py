@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import PHOTOS_DIR, ROOT
 
 #: Real photos in nested folders (the small ones: the tier should stay quick on 2 cores).
 GOOD = {
@@ -27,16 +27,16 @@ BROKEN = ("broken/not-an-image.jpg", "broken/truncated.jpg", "broken/empty.png")
 
 
 def build_tree(root: Path) -> Path:
-    """IN: ``GOOD`` copied from tests/fixtures, ``BROKEN`` made up, and files batch must leave out."""
+    """IN: ``GOOD`` copied from assets/photos, ``BROKEN`` made up, and files batch must leave out."""
     for rel, name in GOOD.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(FIXTURES / name, root / rel)
+        shutil.copyfile(PHOTOS_DIR / name, root / rel)
     (root / "broken").mkdir(parents=True, exist_ok=True)
     (root / BROKEN[0]).write_text("this is text, not a JPEG\n")
-    (root / BROKEN[1]).write_bytes((FIXTURES / "cloth-1.jpg").read_bytes()[:20_000])
+    (root / BROKEN[1]).write_bytes((PHOTOS_DIR / "cloth-1.jpg").read_bytes()[:20_000])
     (root / BROKEN[2]).write_bytes(b"")
     (root / "notes.txt").write_text("left out: not an image extension\n")
-    (root / ".hidden.png").write_bytes((FIXTURES / "car-1.jpg").read_bytes())
+    (root / ".hidden.png").write_bytes((PHOTOS_DIR / "car-1.jpg").read_bytes())
     return root
 
 

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from tests.batch.helpers import BROKEN, GOOD, failures, leftovers, outputs, report, run_batch, zip_tree
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import PHOTOS_DIR, ROOT
 
 pytestmark = pytest.mark.model
 
@@ -66,8 +66,8 @@ def test_rerun_skips_complete_outputs_and_redoes_missing(reference: Reference, t
 def test_format_extension_and_all_good_exit_zero(tmp_path: Path) -> None:
     source = tmp_path / "in"
     (source / "a").mkdir(parents=True)
-    shutil.copyfile(FIXTURES / "car-1.jpg", source / "a" / "car.jpg")
-    shutil.copyfile(FIXTURES / "rocket.jpg", source / "rocket.JPG")
+    shutil.copyfile(PHOTOS_DIR / "car-1.jpg", source / "a" / "car.jpg")
+    shutil.copyfile(PHOTOS_DIR / "rocket.jpg", source / "rocket.JPG")
 
     proc = run_batch(source, tmp_path / "out", "--format", "jpeg", "--bgcolor", "0,0,255")
 
@@ -119,7 +119,7 @@ def test_interrupted_run_leaves_only_complete_outputs(tmp_path: Path, signum: in
     source = tmp_path / "in"
     source.mkdir()
     for i in range(COUNT):
-        shutil.copyfile(FIXTURES / ("car-1.jpg" if i % 2 else "rocket.jpg"), source / f"img{i:02d}.jpg")
+        shutil.copyfile(PHOTOS_DIR / ("car-1.jpg" if i % 2 else "rocket.jpg"), source / f"img{i:02d}.jpg")
     out = tmp_path / "out"
     command = [sys.executable, "app.py", "batch", str(source), str(out), "--model", "u2netp", "--no-progress"]
     process = subprocess.Popen(

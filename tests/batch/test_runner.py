@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 import app
+from base.files import atomic_write
+from base.settings import load_settings
 from batch import runner
 from batch.outcome import DONE, FAILED, SKIPPED, Outcome, Summary, read_report, write_report
-from batch.work import TEMP_SUFFIX, sweep_temporaries, write_atomic
+from batch.work import TEMP_SUFFIX, sweep_temporaries
 from core.options import RemovalOptions
-from core.settings import load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +28,7 @@ def _keep_pillow_limit(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_write_atomic_writes_whole_file_and_no_temporary(tmp_path: Path) -> None:
     target = tmp_path / "a" / "b" / "x.png"
-    write_atomic(target, b"data")
+    atomic_write(target, b"data", suffix=TEMP_SUFFIX)
     assert target.read_bytes() == b"data"
     assert [p.name for p in target.parent.iterdir()] == ["x.png"]
 
@@ -38,7 +39,7 @@ def test_write_atomic_interrupted_leaves_nothing(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(os, "replace", interrupted_replace)
     with pytest.raises(KeyboardInterrupt):
-        write_atomic(tmp_path / "x.png", b"data")
+        atomic_write(tmp_path / "x.png", b"data", suffix=TEMP_SUFFIX)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -94,9 +95,7 @@ def test_outcome_round_trips_through_a_row() -> None:
 def test_cpu_layout_splits_physical_cores(
     monkeypatch: pytest.MonkeyPatch, workers: int | None, threads: int, expected: tuple[int, int]
 ) -> None:
-    from core import providers
-
-    monkeypatch.setattr(providers, "physical_cores", lambda: 8)
+    monkeypatch.setattr(runner, "physical_cores", lambda: 8)
     settings = load_settings(["--threads", str(threads)])
     layout = runner.plan_layout(settings, RemovalOptions(provider="cpu"), workers)
     assert (layout.workers, layout.threads, layout.provider) == (*expected, "cpu")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from base.errors import ImageTooLarge, InvalidImage, RemovalError, UnsupportedFormat
 from core.decode import Limits, decode
-from core.errors import ImageTooLarge, InvalidImage, RemovalError, UnsupportedFormat
-from tests.conftest import FIXTURES, fixture_bytes
+from tests.conftest import PHOTOS_DIR, photo_bytes
 from tests.core.helpers import encoded, png_bytes, png_header_only, with_bad_crc
 
 LIMITS = Limits(max_bytes=5_000_000, max_pixels=4_000_000)
@@ -24,7 +24,7 @@ def test_jpeg_png_webp_bmp_tiff_gif() -> None:
 
 
 def test_by_content_not_name() -> None:
-    im = decode(FIXTURES / "plants-1.jpg", LIMITS)  # a PNG named .jpg
+    im = decode(PHOTOS_DIR / "plants-1.jpg", LIMITS)  # a PNG named .jpg
     assert im.mode == "RGBA" and im.size == (987, 1481)
 
 
@@ -139,7 +139,7 @@ def test_byte_limit() -> None:
 
 def test_byte_limit_on_paths(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "x"
-    path.write_bytes(fixture_bytes("car-1.jpg"))
+    path.write_bytes(photo_bytes("car-1.jpg"))
     with pytest.raises(ImageTooLarge):
         decode(path, Limits(max_bytes=1000, max_pixels=LIMITS.max_pixels))
     with pytest.raises(InvalidImage):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from base import errors
 from core import (
     Engine,
     ImageTooLarge,
@@ -18,13 +19,12 @@ from core import (
     RemovalOptions,
     UnsupportedFormat,
     available_providers,
-    errors,
     load_settings,
 )
-from tests.conftest import fixture_bytes
+from tests.conftest import photo_bytes
 from tests.core.helpers import png_header_only
 
-CAR = fixture_bytes("car-1.jpg")
+CAR = photo_bytes("car-1.jpg")
 
 
 def test_one_base_class() -> None:

@@ -9,12 +9,13 @@ import pytest
 from PIL import Image
 
 from core import imaging
-from tests.conftest import FIXTURES
+from core.formats import FORMATS
+from tests.conftest import PHOTOS_DIR
 
 
 @pytest.mark.parametrize("size", [(320, 320), (1920, 1080), (999, 37), (5, 4000), (640, 1134), (700, 567)])
 def test_striped_resize_is_exact(size: tuple[int, int]) -> None:
-    src = Image.open(FIXTURES / "cloth-1.jpg").convert("RGB")
+    src = Image.open(PHOTOS_DIR / "cloth-1.jpg").convert("RGB")
     expected = np.asarray(src.resize(size, Image.Resampling.LANCZOS))
     assert np.array_equal(np.asarray(imaging.resize(src, size)), expected)
 
@@ -32,7 +33,7 @@ def test_tensor_equals_rembg_normalize() -> None:
     class Fake:  # only the attribute rembg's normalize reads
         inner_session = Inner()
 
-    im = Image.open(FIXTURES / "plants-1.jpg")
+    im = Image.open(PHOTOS_DIR / "plants-1.jpg")
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     expected = BaseSession.normalize(Fake(), im, mean, std, (320, 320))["input.1"]  # type: ignore[arg-type]
     actual = imaging.to_tensor(im, 320, mean, std)
@@ -63,5 +64,5 @@ def test_subject_box() -> None:
 def test_png_roundtrip(mode: str) -> None:
     arr = np.random.default_rng(1).integers(0, 256, (33, 17, len(mode)), dtype=np.uint8)
     im = Image.fromarray(arr[..., 0] if mode == "L" else arr, mode)
-    back = Image.open(io.BytesIO(imaging.encode(im, "png", None)))
+    back = Image.open(io.BytesIO(FORMATS["png"].encode(im, None)))
     assert back.mode == mode and np.array_equal(np.asarray(back), np.asarray(im))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import InvalidOption
+from base.errors import InvalidOption
 from core.options import RemovalOptions, parse_color
 
 

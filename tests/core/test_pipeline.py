@@ -16,11 +16,12 @@ from PIL import Image
 
 from core import Engine, RemovalOptions, remove_background
 from tests.conftest import (
-    FIXTURES,
+    GOLDEN,
     PHOTOS,
+    PHOTOS_DIR,
     alpha_of,
-    fixture_bytes,
     mask_agreement,
+    photo_bytes,
     save_failure,
 )
 
@@ -42,7 +43,7 @@ def rembg_sessions() -> dict[str, object]:
 def test_mask_matches_rembg(engine: Engine, rembg_sessions: dict[str, object], model: str, photo: str) -> None:
     from rembg import remove
 
-    data = fixture_bytes(photo)
+    data = photo_bytes(photo)
     result = engine.remove(data, RemovalOptions(model=model, provider="cpu"))
     expected = alpha_of(remove(data, session=rembg_sessions[model]))
     mad, iou = mask_agreement(alpha_of(result.image), expected)
@@ -53,9 +54,9 @@ def test_mask_matches_rembg(engine: Engine, rembg_sessions: dict[str, object], m
 
 @pytest.mark.parametrize("model", ["u2net", "u2netp"])
 def test_golden_rembg_output(engine: Engine, model: str) -> None:
-    """rembg's own committed output for anime-girl-1 (tests/fixtures)."""
-    expected_image = Image.open(FIXTURES / f"anime-girl-1.{model}.png")
-    result = engine.remove(fixture_bytes("anime-girl-1.jpg"), RemovalOptions(model=model))
+    """rembg's own committed output for anime-girl-1 (tests/golden)."""
+    expected_image = Image.open(GOLDEN / f"anime-girl-1.{model}.png")
+    result = engine.remove(photo_bytes("anime-girl-1.jpg"), RemovalOptions(model=model))
     mad, iou = mask_agreement(alpha_of(result.image), alpha_of(expected_image))
     if mad > MAX_MAD or iou < MIN_IOU:
         save_failure(f"golden-{model}", result.image, expected_image)
@@ -63,7 +64,7 @@ def test_golden_rembg_output(engine: Engine, model: str) -> None:
 
 
 def test_result_fields(engine: Engine) -> None:
-    result = engine.remove(fixture_bytes("car-1.jpg"))
+    result = engine.remove(photo_bytes("car-1.jpg"))
     assert result.model == "u2net"
     assert result.provider == "cpu"  # auto on a machine without an accelerator
     assert result.media_type == "image/png"
@@ -87,7 +88,7 @@ def test_same_session_shared(engine: Engine) -> None:
 
 def test_input_kinds_agree(engine: Engine, tmp_path: Path) -> None:
     """bytes, a path, a PIL image and a numpy array give the same mask."""
-    data = fixture_bytes("coffee.png")
+    data = photo_bytes("coffee.png")
     path = tmp_path / "no-extension"
     path.write_bytes(data)
     pil = Image.open(io.BytesIO(data))
@@ -98,12 +99,12 @@ def test_input_kinds_agree(engine: Engine, tmp_path: Path) -> None:
 
 
 def test_decodes_by_content_not_name(engine: Engine) -> None:
-    result = engine.remove(FIXTURES / "plants-1.jpg", RemovalOptions(model="u2netp"))  # a PNG in disguise
+    result = engine.remove(PHOTOS_DIR / "plants-1.jpg", RemovalOptions(model="u2netp"))  # a PNG in disguise
     assert result.image.size == (987, 1481)
 
 
 def test_exif_orientation_applied(engine: Engine) -> None:
-    upright = Image.open(FIXTURES / "car-1.jpg")
+    upright = Image.open(PHOTOS_DIR / "car-1.jpg")
     stored = upright.transpose(Image.Transpose.ROTATE_90)  # what a camera stores for orientation 6
     exif = Image.Exif()
     exif[0x0112] = 6
@@ -117,17 +118,17 @@ def test_exif_orientation_applied(engine: Engine) -> None:
 
 
 def test_transparent_pixels_cleared(engine: Engine) -> None:
-    arr = np.asarray(engine.remove(fixture_bytes("car-1.jpg")).image)
+    arr = np.asarray(engine.remove(photo_bytes("car-1.jpg")).image)
     hidden = arr[..., 3] == 0
     assert hidden.any()
     assert not arr[hidden][:, :3].any()
     visible = arr[..., 3] == 255
-    original = np.asarray(Image.open(FIXTURES / "car-1.jpg"))
+    original = np.asarray(Image.open(PHOTOS_DIR / "car-1.jpg"))
     assert np.array_equal(arr[visible][:, :3], original[visible])  # straight alpha: colours kept
 
 
 def test_png_webp_jpeg_outputs(engine: Engine) -> None:
-    data = fixture_bytes("chelsea.png")
+    data = photo_bytes("chelsea.png")
     png = engine.remove(data, RemovalOptions(model="u2netp"))
     lossless = engine.remove(data, RemovalOptions(model="u2netp", output_format="webp"))
     decoded = Image.open(io.BytesIO(lossless.data))
@@ -148,16 +149,16 @@ def test_png_webp_jpeg_outputs(engine: Engine) -> None:
 
 
 def test_mask_only(engine: Engine) -> None:
-    result = engine.remove(fixture_bytes("car-1.jpg"), RemovalOptions(only_mask=True))
+    result = engine.remove(photo_bytes("car-1.jpg"), RemovalOptions(only_mask=True))
     decoded = Image.open(io.BytesIO(result.data))
     assert decoded.mode == "L"
     assert np.array_equal(np.asarray(decoded), np.asarray(result.mask))
-    plain = engine.remove(fixture_bytes("car-1.jpg"))
+    plain = engine.remove(photo_bytes("car-1.jpg"))
     assert np.array_equal(np.asarray(result.mask), alpha_of(plain.image).astype(np.uint8))
 
 
 def test_background_colour(engine: Engine) -> None:
-    result = engine.remove(fixture_bytes("car-1.jpg"), RemovalOptions(bgcolor=(0, 0, 255, 255)))
+    result = engine.remove(photo_bytes("car-1.jpg"), RemovalOptions(bgcolor=(0, 0, 255, 255)))
     arr = np.asarray(result.image)
     background = np.asarray(result.mask) == 0
     assert (arr[background] == [0, 0, 255, 255]).all()
@@ -166,7 +167,7 @@ def test_background_colour(engine: Engine) -> None:
 
 def test_background_image(engine: Engine) -> None:
     backdrop = Image.new("RGB", (64, 32), (10, 200, 30))
-    result = engine.remove(fixture_bytes("car-1.jpg"), RemovalOptions(background_image=backdrop))
+    result = engine.remove(photo_bytes("car-1.jpg"), RemovalOptions(background_image=backdrop))
     arr = np.asarray(result.image)
     background = np.asarray(result.mask) == 0
     assert result.image.size == (480, 360)
@@ -174,12 +175,12 @@ def test_background_image(engine: Engine) -> None:
 
 
 def test_crop_to_subject(engine: Engine) -> None:
-    full = engine.remove(fixture_bytes("car-1.jpg"))
+    full = engine.remove(photo_bytes("car-1.jpg"))
     box = full.mask.point(lambda v: 255 if v > 10 else 0).getbbox()
     assert box is not None
-    cropped = engine.remove(fixture_bytes("car-1.jpg"), RemovalOptions(crop=True))
+    cropped = engine.remove(photo_bytes("car-1.jpg"), RemovalOptions(crop=True))
     assert cropped.image.size == (box[2] - box[0], box[3] - box[1])
-    margin = engine.remove(fixture_bytes("car-1.jpg"), RemovalOptions(crop=True, crop_margin=5))
+    margin = engine.remove(photo_bytes("car-1.jpg"), RemovalOptions(crop=True, crop_margin=5))
     expected_w = min(480, box[2] + 5) - max(0, box[0] - 5)
     assert margin.image.width == expected_w
     assert cropped.mask.size == cropped.image.size
@@ -188,7 +189,7 @@ def test_crop_to_subject(engine: Engine) -> None:
 def test_post_process_mask_matches_rembg(engine: Engine, rembg_sessions: dict[str, object]) -> None:
     from rembg import remove
 
-    data = fixture_bytes("anime-girl-1.jpg")
+    data = photo_bytes("anime-girl-1.jpg")
     result = engine.remove(data, RemovalOptions(post_process_mask=True))
     expected = alpha_of(remove(data, session=rembg_sessions["u2net"], post_process_mask=True))
     assert set(np.unique(np.asarray(result.mask))) <= {0, 255}
@@ -199,7 +200,7 @@ def test_post_process_mask_matches_rembg(engine: Engine, rembg_sessions: dict[st
 def test_alpha_matting_matches_rembg(engine: Engine, rembg_sessions: dict[str, object]) -> None:
     from rembg import remove
 
-    data = fixture_bytes("car-1.jpg")
+    data = photo_bytes("car-1.jpg")
     opts = RemovalOptions(alpha_matting=True, alpha_matting_erode_size=15)
     result = engine.remove(data, opts)
     expected = alpha_of(remove(data, session=rembg_sessions["u2net"], alpha_matting=True, alpha_matting_erode_size=15))
@@ -212,11 +213,11 @@ def test_alpha_matting_matches_rembg(engine: Engine, rembg_sessions: dict[str, o
 
 def test_concurrent_requests_share_one_session(engine: Engine) -> None:
     photos = ["car-1.jpg", "chelsea.png", "coffee.png", "rocket.jpg"]
-    expected = {p: np.asarray(engine.remove(fixture_bytes(p), RemovalOptions(model="u2netp")).mask) for p in photos}
+    expected = {p: np.asarray(engine.remove(photo_bytes(p), RemovalOptions(model="u2netp")).mask) for p in photos}
     got: dict[str, np.ndarray] = {}
 
     def work(photo: str) -> None:
-        got[photo] = np.asarray(engine.remove(fixture_bytes(photo), RemovalOptions(model="u2netp")).mask)
+        got[photo] = np.asarray(engine.remove(photo_bytes(photo), RemovalOptions(model="u2netp")).mask)
 
     threads = [threading.Thread(target=work, args=(p,)) for p in photos]
     for t in threads:
@@ -228,7 +229,7 @@ def test_concurrent_requests_share_one_session(engine: Engine) -> None:
 
 
 def test_module_level_function_uses_default_engine() -> None:
-    result = remove_background(fixture_bytes("car-1.jpg"), RemovalOptions(model="u2netp", provider="cpu"))
+    result = remove_background(photo_bytes("car-1.jpg"), RemovalOptions(model="u2netp", provider="cpu"))
     assert result.provider == "cpu" and result.model == "u2netp"
 
 
@@ -239,7 +240,7 @@ def test_io_binding_path_equals_plain_run(engine: Engine) -> None:
 
     session = engine.sessions.get("u2netp", "cpu")
     spec = session.spec
-    tensor = to_tensor(Image.open(FIXTURES / "car-1.jpg"), spec.input_size, spec.mean, spec.std)
+    tensor = to_tensor(Image.open(PHOTOS_DIR / "car-1.jpg"), spec.input_size, spec.mean, spec.std)
     plain = session.session.run(None, {session.input_name: tensor})[0]
     assert np.array_equal(run_bound(session.session, tensor, device="cpu"), plain)
     assert np.array_equal(session.run(tensor), plain)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from base.cpu import physical_cores
+from base.errors import InvalidOption, ProviderUnavailable
 from core import providers
-from core.errors import InvalidOption, ProviderUnavailable
 
 
 def test_every_provider_listed_with_a_reason() -> None:
@@ -44,7 +45,7 @@ def test_tensorrt_options_cache_engines(tmp_path) -> None:  # type: ignore[no-un
 
 
 def test_physical_cores_positive() -> None:
-    assert providers.physical_cores() >= 1
+    assert physical_cores() >= 1
 
 
 def test_gpu_device_reaches_the_accelerator_options() -> None:

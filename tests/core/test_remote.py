@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import pytest
 
-from core.errors import ImageTooLarge, UrlFetchFailed, UrlRefused
+from base.errors import ImageTooLarge, UrlFetchFailed, UrlRefused
 from core.remote import fetch_url, is_public
 
 BODY = b"\x89PNG pretend image bytes" * 100

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import SETTINGS, Settings, SettingsError, build_parser, load_settings, settings_table_markdown
+from base.settings import SETTINGS, Settings, SettingsError, build_parser, load_settings, settings_table_markdown
 
 
 def test_defaults() -> None:
@@ -63,7 +63,7 @@ def test_public_dict_masks_auth() -> None:
 
 
 def test_auth_forms(tmp_path: Path) -> None:
-    from core.settings import auth_users
+    from base.settings import auth_users
 
     assert auth_users(None) == []
     assert auth_users("a:b:c") == [("a", "b:c")]
@@ -76,7 +76,7 @@ def test_auth_forms(tmp_path: Path) -> None:
 
 
 def test_visible_gpu_count() -> None:
-    from core.settings import visible_gpu_count
+    from base.settings import visible_gpu_count
 
     assert visible_gpu_count({}) is None
     assert visible_gpu_count({"CUDA_VISIBLE_DEVICES": "2,3"}) == 2

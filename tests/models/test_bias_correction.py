@@ -1,4 +1,4 @@
-"""Unit tier: bias correction of convs whose int8 weights round badly (``models.variants``)."""
+"""Unit tier: bias correction of convs whose int8 weights round badly (``variants.int8``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from models.variants import correct_biases, fake_quantize_weights, weight_sqnr_db
+from variants.int8 import correct_biases, fake_quantize_weights, weight_sqnr_db
 
 
 def conv_model(weights: np.ndarray, bias: np.ndarray, name: str = "conv") -> onnx.ModelProto:

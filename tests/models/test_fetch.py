@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import models.__main__ as cli
-from core.errors import ModelNotAvailable
+from base.errors import ModelNotAvailable
 from models import fetch as fetching
 from models.registry import MODELS, ModelSpec, PyPIWheel, Source, Url
 

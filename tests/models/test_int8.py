@@ -14,35 +14,39 @@ from pathlib import Path
 import pytest
 
 import models.__main__ as cli
-from core.errors import ModelNotAvailable
+from base.assets import EVAL_PHOTOS
+from base.errors import ModelNotAvailable
 from models import fetch as fetching
-from models import variants
+from models.recipes import RECIPES, calibration_files
 from models.registry import MODELS
+from models.sidecar import expected_record, sidecar_path
+from variants import builder
+from variants.gate import GateReport
 
 SPEC = MODELS["u2net-int8"]
 FAKE = b"a quantised model, as far as the sidecar knows" * 100
 
 
 def write_fake_build(home: Path, data: bytes = FAKE, **changes: object) -> Path:
-    """A built file and a sidecar that vouches for it (as ``variants.build`` writes them)."""
+    """A built file and a sidecar that vouches for it (as ``variants.builder.build`` writes them)."""
     home.mkdir(parents=True, exist_ok=True)
     path = home / SPEC.filename
     path.write_bytes(data)
-    record = {**variants.expected_record(SPEC), "md5": fetching.file_md5(path), "size": len(data), **changes}
-    variants.sidecar_path(SPEC, home).write_text(json.dumps(record))
+    record = {**expected_record(SPEC), "md5": fetching.file_md5(path), "size": len(data), **changes}
+    sidecar_path(SPEC, home).write_text(json.dumps(record))
     return path
 
 
 def test_the_entry_is_built_from_u2net() -> None:
     assert SPEC.build is not None and SPEC.build.base == "u2net"
-    assert SPEC.build.recipe in variants.RECIPES
+    assert SPEC.build.recipe in RECIPES
     assert SPEC.md5 is None
 
 
 def test_calibration_images_are_not_evaluation_photos() -> None:
-    calibration = {p.name for p in variants.calibration_files()}
+    calibration = {p.name for p in calibration_files()}
     assert len(calibration) >= 8
-    assert not calibration & set(variants.EVAL_PHOTOS)
+    assert not calibration & set(EVAL_PHOTOS)
 
 
 def test_a_matching_sidecar_verifies(tmp_path: Path) -> None:
@@ -87,8 +91,8 @@ def test_build_refuses_downloaded_models(capsys: pytest.CaptureFixture[str], tmp
 
 def test_a_verified_build_is_not_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_fake_build(tmp_path)
-    monkeypatch.setattr(variants, "quantize_into", lambda *a, **k: pytest.fail("rebuilt"))
-    result = variants.build(SPEC, tmp_path, progress=False)
+    monkeypatch.setattr(builder, "quantize_into", lambda *a, **k: pytest.fail("rebuilt"))
+    result = builder.build(SPEC, tmp_path, progress=False)
     assert result.built is False and result.path == tmp_path / SPEC.filename
 
 
@@ -101,15 +105,15 @@ def test_a_failed_gate_installs_nothing(tmp_path: Path, monkeypatch: pytest.Monk
         out.write_bytes(FAKE)
         return ["Conv_0"]
 
-    report = variants.GateReport(per_photo_iou={"a.jpg": 0.5}, fp32_ms=100.0, int8_ms=50.0, runs=1, enforce_speed=False)
-    monkeypatch.setattr(variants, "quantize_into", fake_quantize)
-    monkeypatch.setattr(variants, "measure_gate", lambda *a, **k: report)
-    with pytest.raises(variants.GateFailed) as info:
-        variants.build(SPEC, tmp_path, progress=False)
+    report = GateReport(per_photo_iou={"a.jpg": 0.5}, fp32_ms=100.0, int8_ms=50.0, runs=1, enforce_speed=False)
+    monkeypatch.setattr(builder, "quantize_into", fake_quantize)
+    monkeypatch.setattr(builder, "measure_gate", lambda *a, **k: report)
+    with pytest.raises(builder.GateFailed) as info:
+        builder.build(SPEC, tmp_path, progress=False)
     assert "mean IoU 0.5000" in info.value.phrase
     assert sorted(p.name for p in tmp_path.iterdir()) == ["u2net.onnx"]
 
     report.per_photo_iou["a.jpg"] = 0.999
-    result = variants.build(SPEC, tmp_path, progress=False)
+    result = builder.build(SPEC, tmp_path, progress=False)
     assert result.built and fetching.status(SPEC, tmp_path).verified
     assert result.sidecar["gate"]["passed"] is True and result.sidecar["fp32_nodes"] == ["Conv_0"]

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from core.errors import InvalidOption
+from base.errors import InvalidOption
 from models.registry import DEFAULT_FETCH, MODELS, Build, ModelSpec, PyPIWheel, Url, get_spec
 
 SPECS = list(MODELS.values())

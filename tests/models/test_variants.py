@@ -12,13 +12,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from base.assets import EVAL_PHOTOS
+from base.errors import InvalidImage, RemovalError
 from core import Engine, RemovalOptions
-from core.errors import InvalidImage, RemovalError
 from core.pipeline import RemovalResult
 from models import fetch as fetching
-from models import variants
+from models.recipes import RECIPES, ConvertRecipe
 from models.registry import MODELS
-from tests.conftest import alpha_of, fixture_bytes, mask_agreement
+from tests.conftest import alpha_of, mask_agreement, photo_bytes
+from variants.gate import GATE_MIN_IOU
 
 pytestmark = pytest.mark.model
 
@@ -31,9 +33,9 @@ def built(engine: Engine, name: str) -> None:
 
 
 def test_the_recipes() -> None:
-    fp16, dynamic = variants.RECIPES["fp16"], variants.RECIPES["dynamic-batch"]
-    assert isinstance(fp16, variants.ConvertRecipe) and fp16.fp16 and fp16.keep_io_types
-    assert isinstance(dynamic, variants.ConvertRecipe) and dynamic.dynamic_batch and not dynamic.fp16
+    fp16, dynamic = RECIPES["fp16"], RECIPES["dynamic-batch"]
+    assert isinstance(fp16, ConvertRecipe) and fp16.fp16 and fp16.keep_io_types
+    assert isinstance(dynamic, ConvertRecipe) and dynamic.dynamic_batch and not dynamic.fp16
 
 
 def test_fp16_masks_agree_with_fp32(engine: Engine) -> None:
@@ -43,12 +45,12 @@ def test_fp16_masks_agree_with_fp32(engine: Engine) -> None:
     assert session.session.get_inputs()[0].type == "tensor(float)"
     assert session.session.get_outputs()[0].type == "tensor(float)"
     ious = {}
-    for photo in variants.EVAL_PHOTOS:
-        data = fixture_bytes(photo)
+    for photo in EVAL_PHOTOS:
+        data = photo_bytes(photo)
         fp32 = engine.remove(data, RemovalOptions(model="u2net", provider="cpu"))
         fp16 = engine.remove(data, RemovalOptions(model="u2net-fp16", provider="cpu"))
         ious[photo] = mask_agreement(alpha_of(fp16.image), alpha_of(fp32.image))[1]
-    assert float(np.mean(list(ious.values()))) >= variants.GATE_MIN_IOU, ious
+    assert float(np.mean(list(ious.values()))) >= GATE_MIN_IOU, ious
 
 
 def test_dynamic_batch_equals_one_by_one(engine: Engine) -> None:
@@ -59,7 +61,7 @@ def test_dynamic_batch_equals_one_by_one(engine: Engine) -> None:
     from core.imaging import to_tensor
 
     spec = session.spec
-    tensors = [to_tensor(decode(fixture_bytes(p), engine.limits), spec.input_size, spec.mean, spec.std) for p in PHOTOS]
+    tensors = [to_tensor(decode(photo_bytes(p), engine.limits), spec.input_size, spec.mean, spec.std) for p in PHOTOS]
     batch = session.run(np.concatenate(tensors))
     assert batch.shape == (len(PHOTOS), 1, spec.input_size, spec.input_size)
     for i, tensor in enumerate(tensors):
@@ -71,7 +73,7 @@ def test_dynamic_batch_equals_one_by_one(engine: Engine) -> None:
 def test_remove_many_runs_one_call_and_matches_remove(engine: Engine) -> None:
     built(engine, "u2net-dynamic")
     options = RemovalOptions(model="u2net-dynamic", provider="cpu")
-    inputs = [fixture_bytes(PHOTOS[0]), b"not an image", fixture_bytes(PHOTOS[1]), fixture_bytes(PHOTOS[2])]
+    inputs = [photo_bytes(PHOTOS[0]), b"not an image", photo_bytes(PHOTOS[1]), photo_bytes(PHOTOS[2])]
     results = engine.remove_many(inputs, options)
     assert isinstance(results[1], InvalidImage)
     good = [r for r in results if isinstance(r, RemovalResult)]
@@ -86,8 +88,8 @@ def test_remove_many_runs_one_call_and_matches_remove(engine: Engine) -> None:
 
 def test_remove_many_on_a_fixed_batch_model_runs_one_by_one(engine: Engine) -> None:
     options = RemovalOptions(model="u2netp", provider="cpu")
-    results = engine.remove_many([fixture_bytes(PHOTOS[0]), b"", fixture_bytes(PHOTOS[1])], options)
+    results = engine.remove_many([photo_bytes(PHOTOS[0]), b"", photo_bytes(PHOTOS[1])], options)
     assert isinstance(results[1], RemovalError)
     for data, result in zip((PHOTOS[0], PHOTOS[1]), (results[0], results[2]), strict=True):
         assert isinstance(result, RemovalResult) and result.batch == 1
-        assert result.data == engine.remove(fixture_bytes(data), options).data
+        assert result.data == engine.remove(photo_bytes(data), options).data

@@ -2,7 +2,7 @@
 
 Each case is bytes (with the file name it is sent under), engine-named options and
 what must happen: success (with the expected output size) or one typed error
-(``core.errors`` class). The limits the cases probe are ``LIMIT_FLAGS``, given to
+(``base.errors`` class). The limits the cases probe are ``LIMIT_FLAGS``, given to
 the launched server and to the library engine alike.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import Image
 
-from core.errors import ImageTooLarge, InvalidImage, InvalidOption, RemovalError, UnsupportedFormat
+from base.errors import ImageTooLarge, InvalidImage, InvalidOption, RemovalError, UnsupportedFormat
 from tests.core.helpers import encoded, png_bytes, png_header_only, with_bad_crc
 
 MAX_BYTES = 2_000_000

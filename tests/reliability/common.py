@@ -20,8 +20,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from api.rest import REST_NAMES
-from tests.conftest import FIXTURES, Server, launch_server
+from core.options import OPTIONS, rest_name
+from tests.conftest import PHOTOS_DIR, Server, launch_server
 
 
 @dataclass
@@ -103,7 +103,7 @@ def rest_form(options: dict[str, Any]) -> dict[str, str]:
     form = {}
     for name, value in options.items():
         text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-        form[REST_NAMES.get(name, name)] = text
+        form[rest_name(OPTIONS[name])] = text
     return form
 
 
@@ -166,7 +166,7 @@ def reference_masks(photos: Sequence[str], model: str) -> dict[str, np.ndarray]:
 
     engine = Engine(load_settings([]))
     options = RemovalOptions(model=model, provider="cpu")
-    return {p: alpha(engine.remove(FIXTURES / p, options).image) for p in photos}
+    return {p: alpha(engine.remove(PHOTOS_DIR / p, options).image) for p in photos}
 
 
 class Requester:
@@ -179,7 +179,7 @@ class Requester:
         self.gradio = Client(url, verbose=False, download_files=str(downloads), analytics_enabled=False)
         self.references = references
         self.model = model
-        self.photos = {p: (FIXTURES / p).read_bytes() for p in references}
+        self.photos = {p: (PHOTOS_DIR / p).read_bytes() for p in references}
 
     def close(self) -> None:
         self.http.close()
@@ -212,7 +212,7 @@ class Requester:
 
         try:
             out, _ = self.gradio.predict(
-                handle_file(str(FIXTURES / photo)), model=self.model, provider="cpu", api_name="/remove_background"
+                handle_file(str(PHOTOS_DIR / photo)), model=self.model, provider="cpu", api_name="/remove_background"
             )
         except Exception as exc:
             if "queue is full" in str(exc).lower():

@@ -4,7 +4,7 @@
 
 Launches ``python app.py`` on a free loopback port (``tests.conftest.launch_server``)
 with its temporary folders isolated. Client ``i`` sends photo ``(i + k) % 8`` of
-``tests/fixtures`` on its ``k``-th request, alternating REST and the Gradio client
+``assets/photos`` on its ``k``-th request, alternating REST and the Gradio client
 API, so concurrent requests carry distinct images. Every response is checked
 against the library's mask for its own photo (IoU of alpha > 127 at least 0.99;
 a different size is a mix-up). Prints p50/p95/p99 latency, throughput, errors,

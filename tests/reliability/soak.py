@@ -3,7 +3,7 @@
     python -m tests.reliability.soak --requests 500 [--model u2netp]
 
 Launches ``python app.py`` with its temporary folders isolated, then sends the
-photos of ``tests/fixtures`` in turn, alternating REST and the Gradio client API,
+photos of ``assets/photos`` in turn, alternating REST and the Gradio client API,
 each response checked against the library's mask for its own photo. Reads the
 server's RSS (``VmRSS`` of ``/proc/PID/status``) and counts its temporary files
 after ``--baseline`` requests (50) and after the last one, and prints both with

@@ -19,8 +19,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from base.errors import ImageTooLarge, RemovalError
 from core import Engine, RemovalOptions, load_settings, remove_background
-from core.errors import ImageTooLarge, RemovalError
 from tests.conftest import stop_server
 from tests.reliability.catalogue import CASES, GOOD_PNG, LIMIT_FLAGS, MAX_BYTES, Case
 from tests.reliability.common import IsolatedServer, decoded, files_under, kind, launch_isolated, rest_remove

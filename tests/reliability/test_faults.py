@@ -24,7 +24,7 @@ import onnxruntime as ort
 import pytest
 
 from core import Engine, ModelNotAvailable, RemovalOptions, load_settings
-from tests.conftest import fixture_bytes, stop_server
+from tests.conftest import photo_bytes, stop_server
 from tests.reliability.catalogue import GOOD_PNG
 from tests.reliability.common import IsolatedServer, census, decoded, files_under, kind, launch_isolated, rest_remove
 
@@ -119,7 +119,7 @@ def _hang_up(url: str, send: bytes, wait_s: float) -> None:
 
 
 def _photo() -> bytes:
-    return fixture_bytes("plants-1.jpg")  # 1.5 MB: big enough to spool to disk, slow enough with u2net
+    return photo_bytes("plants-1.jpg")  # 1.5 MB: big enough to spool to disk, slow enough with u2net
 
 
 @pytest.mark.parametrize("when", ["mid-upload", "mid-processing", "right-after-sending"])
@@ -156,7 +156,7 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(tmp_path: Path) 
         with httpx.Client(base_url=server.url, timeout=120) as client, ThreadPoolExecutor(1) as pool:
             # u2net on a multi-megapixel photo: seconds of work on a CPU, so SIGTERM lands mid-request.
             future = pool.submit(
-                client.post, "/api/remove", files={"file": ("plants.jpg", fixture_bytes("plants-1.jpg"))}
+                client.post, "/api/remove", files={"file": ("plants.jpg", photo_bytes("plants-1.jpg"))}
             )
             deadline = time.monotonic() + 60
             while "POST /api/remove" not in server.log() and "loaded u2net " not in server.log():

@@ -2,9 +2,10 @@
 
 ``core.decode.decode`` gets arbitrary bytes, mutated real images (bit flips,
 truncation, spliced junk) and PNG headers with arbitrary fields; option parsing
-(``RemovalOptions.validated``, ``parse_color``, the REST form parsers and the
-UI's ``options_from``) gets arbitrary values. Each may succeed or raise a
-``core.errors.RemovalError`` subclass, and nothing else. The run is
+(``RemovalOptions.validated``, ``parse_color``, and the one parser of every edge,
+``RemovalOptions.from_values``, with REST's text and Gradio's widget values) gets
+arbitrary values. Each may succeed or raise a
+``base.errors.RemovalError`` subclass, and nothing else. The run is
 derandomised and bounded (``max_examples``) so it takes seconds and repeats in CI;
 ``HYPOTHESIS_PROFILE=explore`` runs a longer random search.
 """
@@ -23,10 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from api.rest import _flag, _int
+from base.errors import RemovalError
 from core.decode import Limits, decode
-from core.errors import RemovalError
-from core.options import RemovalOptions, parse_color
+from core.options import OPTIONS, RemovalOptions, parse_color
 
 pytestmark = pytest.mark.reliability
 
@@ -183,11 +183,11 @@ def test_parse_color(value: Any) -> None:
         assert len(result) == 4 and all(isinstance(c, int) and 0 <= c <= 255 for c in result)
 
 
-@given(st.none() | st.text(max_size=40), st.integers(-5, 300))
-def test_rest_form_parsers(value: str | None, default: int) -> None:
-    only_typed_errors(lambda: _flag("a", value))
-    result = only_typed_errors(lambda: _int("af", value, default))
-    assert isinstance(result, (int, RemovalError))
+@given(st.sampled_from(sorted(OPTIONS)), st.none() | st.text(max_size=40))
+def test_rest_form_parsers(name: str, value: str | None) -> None:
+    """REST sends every field as text (or leaves it out)."""
+    result = only_typed_errors(lambda: RemovalOptions.from_values({name: value}).validated())
+    assert isinstance(result, (RemovalOptions, RemovalError))
 
 
 NUMBER = st.none() | st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(2**40), 2**40)
@@ -206,12 +206,16 @@ NUMBER = st.none() | st.floats(allow_nan=True, allow_infinity=True) | st.integer
 def test_ui_widget_values(
     fmt: str, quality: Any, only_mask: bool, bgcolor: str, margin: Any, fg: Any, bg: Any, erode: Any
 ) -> None:
-    """Gradio's widget values (floats, NaN, None, huge numbers) through ``options_from`` and validation."""
-    from ui.handlers import options_from
+    """Gradio's widget values (floats, NaN, None, huge numbers) through ``from_values`` and validation."""
 
     def build() -> RemovalOptions:
-        return options_from(
-            "u2netp", "cpu", fmt, quality, only_mask, bgcolor, None, False, margin, True, fg, bg, erode
-        ).validated()
+        return RemovalOptions.from_values(
+            {
+                "model": "u2netp", "provider": "cpu", "output_format": fmt, "quality": quality,
+                "only_mask": only_mask, "bgcolor": bgcolor, "crop_margin": margin, "alpha_matting": True,
+                "alpha_matting_foreground_threshold": fg, "alpha_matting_background_threshold": bg,
+                "alpha_matting_erode_size": erode,
+            }
+        ).validated()  # fmt: skip
 
     only_typed_errors(build)

@@ -25,7 +25,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from tests.conftest import FIXTURES, ROOT, fixture_bytes, stop_server
+from tests.conftest import PHOTOS_DIR, ROOT, photo_bytes, stop_server
 from tests.reliability.catalogue import GOOD_PNG, LIMIT_FLAGS, MAX_BYTES, padded
 from tests.reliability.common import IsolatedServer, decoded, launch_isolated, rest_remove
 
@@ -156,7 +156,7 @@ def test_upload_route_enforces_the_byte_limit(isolated: IsolatedServer, client: 
 
 
 def test_two_files_in_the_file_field(http: httpx.Client) -> None:
-    other = fixture_bytes("car-1.jpg")
+    other = photo_bytes("car-1.jpg")
     files = [("file", ("a.png", GOOD_PNG, "image/png")), ("file", ("b.jpg", other, "image/jpeg"))]
     response = http.post("/api/remove", files=files, data={"model": "u2netp"})
     assert response.status_code < 500 and "Traceback" not in response.text
@@ -191,7 +191,7 @@ def tiny_queue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsolatedSer
 
 
 def _slow_rest(url: str) -> tuple[int, str, dict[str, str], float]:
-    files = {"file": (SLOW_PHOTO, fixture_bytes(SLOW_PHOTO), "application/octet-stream")}
+    files = {"file": (SLOW_PHOTO, photo_bytes(SLOW_PHOTO), "application/octet-stream")}
     response = httpx.post(f"{url}/api/remove", files=files, data={"model": "u2net"}, timeout=300)
     return response.status_code, response.text[:300], dict(response.headers), time.monotonic()
 
@@ -213,7 +213,7 @@ def test_rest_queue_full_is_503_at_once(tiny_queue: IsolatedServer) -> None:
 
 def test_gradio_queue_full_is_refused_not_hung(tiny_queue: IsolatedServer, tmp_path: Path) -> None:
     client = Client(tiny_queue.url, verbose=False, download_files=tmp_path / "dl", analytics_enabled=False)
-    photo = str(FIXTURES / SLOW_PHOTO)
+    photo = str(PHOTOS_DIR / SLOW_PHOTO)
     jobs = [client.submit(handle_file(photo), model="u2net", api_name="/remove_background") for _ in range(5)]
     outcomes: list[str] = []
     for job in jobs:

@@ -22,7 +22,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from core.providers import available_providers, resolve
-from tests.conftest import ARTIFACTS, FIXTURES, ROOT, Server
+from tests.conftest import ARTIFACTS, PHOTOS_DIR, ROOT, Server
 
 pytestmark = pytest.mark.browser
 
@@ -65,7 +65,7 @@ def find_chromium() -> str | None:
 
 def write_fake_camera(path: Path, size: tuple[int, int] = (640, 480)) -> Path:
     """A one-frame Y4M video of the astronaut photo (a person, like a webcam sees), for Chromium's fake camera."""
-    photo = Image.open(FIXTURES / "astronaut.png").convert("RGB")
+    photo = Image.open(PHOTOS_DIR / "astronaut.png").convert("RGB")
     width, height = size
     frame = photo.crop((0, 0, photo.width, photo.width * height // width)).resize(size, Image.Resampling.LANCZOS)
     ycc = np.asarray(frame.convert("YCbCr"), dtype=np.float64)
@@ -179,7 +179,7 @@ def test_page_shows_the_providers_that_can_run_and_why_others_cannot(page: Page)
 
 
 def test_upload_cuts_out_and_the_readout_follows_the_provider(page: Page) -> None:
-    upload_image(page, FIXTURES / "car-1.jpg")
+    upload_image(page, PHOTOS_DIR / "car-1.jpg")
     page.get_by_text("Options", exact=True).click()
     page.locator("#model input").click()
     page.get_by_role("option", name="u2netp", exact=True).click()
@@ -222,7 +222,7 @@ def test_upload_cuts_out_and_the_readout_follows_the_provider(page: Page) -> Non
 
 def test_a_file_that_is_not_an_image_is_refused_in_the_browser(page: Page) -> None:
     # The image input accepts image/* only: Gradio refuses the file before it is uploaded...
-    page.locator("#upload-image input[type=file]").set_input_files(FIXTURES / "SOURCE.md")
+    page.locator("#upload-image input[type=file]").set_input_files(PHOTOS_DIR / "SOURCE.md")
     expect(error_toast(page, "Only image/* allowed")).to_be_visible(timeout=PAGE_LOAD_MS)
     # ...so running has no image, and says so in our words.
     page.locator("#run").click()
@@ -232,7 +232,7 @@ def test_a_file_that_is_not_an_image_is_refused_in_the_browser(page: Page) -> No
 
 def test_an_invalid_option_shows_its_typed_error_and_no_traceback(page: Page, server: Server) -> None:
     log_before = len(server.log())
-    upload_image(page, FIXTURES / "car-1.jpg")
+    upload_image(page, PHOTOS_DIR / "car-1.jpg")
     page.get_by_text("Options", exact=True).click()
     page.get_by_label("Alpha matting (slow, finer edges)").check()
     threshold = page.get_by_role("spinbutton", name="Background threshold")
@@ -249,7 +249,7 @@ def test_an_invalid_option_shows_its_typed_error_and_no_traceback(page: Page, se
 
 def test_gallery_cuts_out_the_images_and_reports_the_file_that_is_not_one(page: Page) -> None:
     page.get_by_role("tab", name="Gallery").click()
-    files = [FIXTURES / "car-1.jpg", FIXTURES / "chelsea.png", ROOT / "README.md"]
+    files = [PHOTOS_DIR / "car-1.jpg", PHOTOS_DIR / "chelsea.png", ROOT / "README.md"]
     page.locator("#gallery-files input[type=file]").set_input_files(files)
     for path in files:
         expect(page.locator("#gallery-files")).to_contain_text(path.stem, timeout=PAGE_LOAD_MS)

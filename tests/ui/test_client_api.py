@@ -20,7 +20,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from core import Engine, RemovalError, RemovalOptions
-from tests.conftest import FIXTURES, ROOT, Server, alpha_of, fixture_bytes, mask_agreement
+from tests.conftest import PHOTOS_DIR, ROOT, Server, alpha_of, mask_agreement, photo_bytes
 
 pytestmark = pytest.mark.api
 
@@ -47,7 +47,7 @@ def client(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     )
 
 
-def remove(client: Client, image: Path = FIXTURES / PHOTO, **options: Any) -> tuple[Path, dict[str, Any]]:
+def remove(client: Client, image: Path = PHOTOS_DIR / PHOTO, **options: Any) -> tuple[Path, dict[str, Any]]:
     path, report = client.predict(handle_file(str(image)), api_name="/remove_background", **options)
     return Path(path), report
 
@@ -70,7 +70,7 @@ def assert_serving(server: Server) -> None:
 
 @pytest.fixture(scope="module")
 def library_u2netp(engine: Engine) -> np.ndarray:
-    return alpha_of(engine.remove(fixture_bytes(PHOTO), RemovalOptions(model="u2netp", provider="cpu")).image)
+    return alpha_of(engine.remove(photo_bytes(PHOTO), RemovalOptions(model="u2netp", provider="cpu")).image)
 
 
 # --- the endpoints as documented ---------------------------------------------------------
@@ -109,7 +109,7 @@ def test_defaults_match_the_library(client: Client, engine: Engine) -> None:
     assert set(report["timings_ms"]) == STAGES
     assert 0 < report["timings_ms"]["inference"] <= report["timings_ms"]["total"]
 
-    expected = engine.remove(fixture_bytes(PHOTO), RemovalOptions(provider="cpu"))
+    expected = engine.remove(photo_bytes(PHOTO), RemovalOptions(provider="cpu"))
     assert_parity(alpha_of(im), alpha_of(expected.image))
 
 
@@ -175,9 +175,9 @@ def test_crop_with_margin(client: Client, engine: Engine) -> None:
     assert im.width <= PHOTO_SIZE[0] and im.height <= PHOTO_SIZE[1]
     assert im.width * im.height < PHOTO_SIZE[0] * PHOTO_SIZE[1]
     options = RemovalOptions(model="u2netp", provider="cpu", crop=True, crop_margin=5)
-    assert im.size == engine.remove(fixture_bytes(PHOTO), options).image.size
+    assert im.size == engine.remove(photo_bytes(PHOTO), options).image.size
     no_margin = RemovalOptions(model="u2netp", provider="cpu", crop=True)
-    assert im.size != engine.remove(fixture_bytes(PHOTO), no_margin).image.size
+    assert im.size != engine.remove(photo_bytes(PHOTO), no_margin).image.size
 
 
 def test_post_process_mask(client: Client) -> None:
@@ -215,11 +215,11 @@ def library_error(engine: Engine, image: Path, **options: Any) -> str:
     ("image", "options", "names"),
     [
         (NOT_AN_IMAGE, {}, None),
-        (FIXTURES / PHOTO, {"model": "u2netp", "output_format": "exe"}, "'output_format'"),
-        (FIXTURES / PHOTO, {"model": "../../etc/passwd"}, "'model'"),
-        (FIXTURES / PHOTO, {"model": "u2netp", "provider": "bogus"}, "'provider'"),
-        (FIXTURES / PHOTO, {"model": "u2netp", "quality": 101, "output_format": "webp"}, "'quality'"),
-        (FIXTURES / PHOTO, {"model": "u2netp", "bgcolor": "#zzzzzz"}, "'bgcolor'"),
+        (PHOTOS_DIR / PHOTO, {"model": "u2netp", "output_format": "exe"}, "'output_format'"),
+        (PHOTOS_DIR / PHOTO, {"model": "../../etc/passwd"}, "'model'"),
+        (PHOTOS_DIR / PHOTO, {"model": "u2netp", "provider": "bogus"}, "'provider'"),
+        (PHOTOS_DIR / PHOTO, {"model": "u2netp", "quality": 101, "output_format": "webp"}, "'quality'"),
+        (PHOTOS_DIR / PHOTO, {"model": "u2netp", "bgcolor": "#zzzzzz"}, "'bgcolor'"),
     ],
     ids=["readme-as-image", "output-format-exe", "model-path", "provider-bogus", "quality-101", "bgcolor-bad"],
 )
@@ -250,7 +250,7 @@ def test_serving_after_errors(client: Client, server: Server) -> None:
 
 
 def test_batch_with_a_bad_file(client: Client) -> None:
-    files = [FIXTURES / PHOTO, NOT_AN_IMAGE, FIXTURES / "chelsea.png"]
+    files = [PHOTOS_DIR / PHOTO, NOT_AN_IMAGE, PHOTOS_DIR / "chelsea.png"]
     zip_path, report = client.predict(
         [handle_file(str(f)) for f in files], model="u2netp", api_name="/remove_background_batch"
     )
@@ -286,7 +286,7 @@ def test_batched_requests_each_get_their_own_cutout(client: Client, engine: Engi
     photos = [PHOTO, "chelsea.png", "coffee.png"]
     jobs = [
         client.submit(
-            handle_file(str(FIXTURES / p)), "u2net-dynamic", "cpu", "png", api_name="/remove_background_batched"
+            handle_file(str(PHOTOS_DIR / p)), "u2net-dynamic", "cpu", "png", api_name="/remove_background_batched"
         )
         for p in photos
     ]
@@ -296,7 +296,7 @@ def test_batched_requests_each_get_their_own_cutout(client: Client, engine: Engi
     for photo, job in zip(photos, jobs, strict=True):
         path, report = job.result(timeout=300)
         assert report["model"] == "u2net-dynamic" and report["provider"] == "cpu" and report["batch"] >= 1
-        expected = engine.remove(fixture_bytes(photo), RemovalOptions(model="u2net", provider="cpu"))
+        expected = engine.remove(photo_bytes(photo), RemovalOptions(model="u2net", provider="cpu"))
         assert_parity(alpha_of(opened(Path(path))), alpha_of(expected.image))
     path, report = bad.result(timeout=300)
     assert path is None

@@ -4,7 +4,9 @@ Each field of ``Settings`` is a row: name, type, default, help and environment
 variable. The CLI flags (``app.py --help``), the README's settings table and the
 health endpoint are all generated from ``SETTINGS``. This module is the only
 place in the project that reads ``os.environ``; everything else receives a
-``Settings`` object explicitly.
+``Settings`` object explicitly. It sits below the model registry, so it checks
+that ``default_model`` is a well-formed name; ``core.Engine`` checks that the
+registry has it.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROVIDER_NAMES = ("auto", "cpu", "cuda", "tensorrt", "openvino")
+from base.providers import PROVIDER_CHOICES
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 ENV_PREFIX = "REMBG_WEBUI_"
 
@@ -40,7 +44,7 @@ class Settings:
         env="U2NET_HOME",
     )
     default_model: str = _setting("u2net", "Model used when a request names none.")
-    default_provider: str = _setting("auto", "Execution provider when a request names none.", choices=PROVIDER_NAMES)
+    default_provider: str = _setting("auto", "Execution provider when a request names none.", choices=PROVIDER_CHOICES)
     fetch_missing: bool = _setting(True, "Fetch a missing model on first use (else fail with the fetch command).")
     threads: int = _setting(0, "onnxruntime intra-op threads per session; 0 = physical cores.")
     gpu_device: int = _setting(0, "GPU index (among the visible ones) for the cuda and tensorrt providers.")
@@ -58,6 +62,7 @@ class Settings:
     auth: str | None = _setting(None, "user:password, or a file with one user:password per line, to require a login.")
     queue_size: int = _setting(32, "Requests waiting in Gradio's queue before new ones are refused.")
     mcp: bool = _setting(False, "Also serve the endpoints as MCP tools.")
+    benchmark_tab: bool = _setting(True, "Show the WebUI's Benchmark tab (it runs the benchmark on this machine).")
     log_level: str = _setting("info", "Logging level.", choices=LOG_LEVELS)
 
     def public_dict(self) -> dict[str, Any]:
@@ -106,15 +111,17 @@ def _convert(f: dataclasses.Field[Any], raw: str, source: str) -> Any:
         raise SettingsError(f"{source}: expected {kind}, got {raw!r}") from None
 
 
-def _validate(s: Settings) -> None:
-    from models.registry import MODELS  # models imports core.errors; import late
+#: What a model name may look like (registry names: u2net, isnet-general-use, u2net_human_seg).
+MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
+
+def _validate(s: Settings) -> None:
     for f in SETTINGS:
         choices = f.metadata.get("choices")
         if choices and getattr(s, f.name) not in choices:
             raise SettingsError(f"{flag_name(f)}: choose one of {', '.join(choices)}")
-    if s.default_model not in MODELS:
-        raise SettingsError(f"--default-model: choose one of {', '.join(MODELS)}")
+    if not MODEL_NAME.fullmatch(s.default_model) or ".." in s.default_model:
+        raise SettingsError(f"--default-model: {s.default_model!r} is not a model name")
     if not 0 < s.port < 65536:
         raise SettingsError("--port: must be between 1 and 65535")
     for name in ("max_upload_bytes", "max_pixels", "queue_size", "inference_concurrency"):

@@ -1,0 +1,153 @@
+"""``build(spec, home)``: make a built registry entry, check its gate, install it with its sidecar.
+
+The base is fetched first when missing. The file is made in a hidden temporary file
+beside the target and renamed into place only after the gate passed (``base.files``);
+then its sidecar ``<filename>.json`` is written the same way. The sidecar records the
+base's MD5, the recipe, the calibration images' digest, the onnxruntime/onnx versions,
+the nodes kept fp32, the gate's figures and the built file's own MD5 and size
+(``models.sidecar`` says what makes it verified).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import onnx
+import onnxruntime as ort
+
+from base.cpu import cpu_info
+from base.files import atomic_target, atomic_write
+from base.settings import Settings, load_settings
+from models import fetch as fetching
+from models.recipes import ConvertRecipe, Recipe, RecipeError, calibration_digest, calibration_files, recipe_of
+from models.registry import ModelSpec, get_spec
+from models.sidecar import expected_record, read_sidecar, sidecar_path
+from variants.convert import GraphError, convert_into
+from variants.gate import GateError, GateReport, measure_gate
+from variants.int8 import quantize_into
+
+log = logging.getLogger(__name__)
+
+
+class BuildError(Exception):
+    """The build failed; ``phrase`` says why in a few words."""
+
+    def __init__(self, phrase: str) -> None:
+        super().__init__(phrase)
+        self.phrase = phrase
+
+
+class GateFailed(BuildError):
+    """The built model missed the quality gate; nothing was installed."""
+
+    def __init__(self, report: GateReport) -> None:
+        super().__init__(f"quality gate not met ({report.summary()})")
+        self.report = report
+
+
+@dataclass
+class BuildResult:
+    path: Path
+    sidecar: dict[str, Any]
+    #: False when the model was already present and verified (nothing built).
+    built: bool
+
+
+def make_into(base_path: Path, out: Path, spec: ModelSpec, recipe: Recipe | ConvertRecipe) -> list[str]:
+    """Build ``out`` from ``base_path`` by either kind of recipe; returns the nodes kept fp32."""
+    if isinstance(recipe, ConvertRecipe):
+        return convert_into(base_path, out, recipe)
+    return quantize_into(base_path, out, spec, recipe)
+
+
+def build(
+    spec: ModelSpec,
+    home: Path,
+    *,
+    gate: bool = True,
+    enforce_speed: bool | None = None,
+    force: bool = False,
+    progress: bool = True,
+    fetch_base: bool = True,
+    settings: Settings | None = None,
+    say: Callable[[str], None] | None = None,
+) -> BuildResult:
+    """Build ``spec`` (a Build entry) into ``home``; idempotent unless ``force``.
+
+    Fetches the base when missing (if ``fetch_base``), builds into a hidden temp file
+    beside the target, checks the gate (unless ``gate`` is False; the speed part only
+    when ``enforce_speed``, by default for int8 recipes on CPUs with int8 dot-product
+    instructions), then renames the file and writes its sidecar. Raises ``BuildError``
+    (``GateFailed`` for a missed gate) or ``base.errors.ModelNotAvailable`` (base
+    unavailable); nothing is left behind on failure.
+    """
+    say = say or log.info
+    try:
+        build_source, recipe = recipe_of(spec)
+    except RecipeError as exc:
+        raise BuildError(str(exc)) from None
+    if enforce_speed is None:
+        enforce_speed = isinstance(recipe, Recipe) and cpu_info().int8_dot
+    target = fetching.model_path(spec, home)
+    if not force and fetching.status(spec, home).verified:
+        return BuildResult(target, read_sidecar(spec, home) or {}, built=False)
+    base_spec = get_spec(build_source.base)
+    base = fetching.ensure_model(base_spec, home, fetch_missing=fetch_base, progress=progress)
+    settings = replace(settings or load_settings([]), model_home=home)
+    started = time.perf_counter()
+    try:
+        with atomic_target(target) as part:
+            say(f"{spec.name}: building from {base.name} (recipe {build_source.recipe}) ...")
+            try:
+                keep = make_into(base, part, spec, recipe)
+            except GraphError as exc:
+                raise BuildError(str(exc)) from None
+            except Exception as exc:  # onnx/onnxruntime raise many unrelated types
+                raise BuildError(f"recipe {build_source.recipe} failed: {type(exc).__name__}: {exc}") from exc
+            say(f"{spec.name}: built in {time.perf_counter() - started:.0f} s; {len(keep)} nodes kept fp32")
+            report: GateReport | None = None
+            if gate:
+                say(f"{spec.name}: measuring the gate against {base_spec.name} ...")
+                try:
+                    report = measure_gate(spec, base_spec, part, base, settings, enforce_speed=enforce_speed)
+                except GateError as exc:
+                    raise BuildError(str(exc)) from None
+                say(f"{spec.name}: {report.summary()}")
+                if not report.passed:
+                    raise GateFailed(report)
+            digest = fetching.file_md5(part)
+            record = {
+                **expected_record(spec),
+                "md5": digest,
+                "size": part.stat().st_size,
+                "onnxruntime": ort.__version__,
+                "onnx": onnx.__version__,
+                "fp32_nodes": keep,
+                "fp32_convs": [n for n in keep if n.startswith("Conv")],
+                "gate": report.as_dict() if report else None,
+                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "build_seconds": round(time.perf_counter() - started, 1),
+                "python": sys.version.split()[0],
+                "cpu": {"model": cpu_info().model, "flags": cpu_info().reported_flags()},
+            }
+            if isinstance(recipe, Recipe):
+                record["calibration"] = {
+                    "sha256": calibration_digest(),
+                    "images": [p.name for p in calibration_files()],
+                    "tensors": len(calibration_files()) * (1 + recipe.crops),
+                }
+    except OSError as exc:
+        raise BuildError(f"cannot write to {home} ({exc.strerror or exc})") from None
+    # The model first, then its record: a crash in between leaves a file whose sidecar
+    # does not match, which simply counts as unverified (rebuilt).
+    fetching.remember_md5(target, digest)
+    atomic_write(sidecar_path(spec, home), json.dumps(record, indent=2) + "\n")
+    return BuildResult(target, record, built=True)

@@ -23,6 +23,9 @@ from typing import Any
 from base.providers import PROVIDER_CHOICES
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+PROCESSING = ("auto", "exact", "graph")
+#: The batch sizes a batched session runs (and warms up at load), padded up to the next one.
+BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 ENV_PREFIX = "REMBG_WEBUI_"
 
 
@@ -50,6 +53,25 @@ class Settings:
     gpu_device: int = _setting(0, "GPU index (among the visible ones) for the cuda and tensorrt providers.")
     inference_concurrency: int = _setting(
         1, "Requests that may run inference at once on one session (1 serialises CPU)."
+    )
+    processing: str = _setting(
+        "auto",
+        "Where resizing runs: exact (Pillow on the CPU), graph (ONNX on the provider, same masks), auto "
+        "(graph on accelerators).",
+        choices=PROCESSING,
+    )
+    batching: str = _setting(
+        "auto",
+        "Run requests that arrive together as one inference call: on, off, auto (on accelerators).",
+        choices=("auto", "on", "off"),
+    )
+    batch_window_ms: int = _setting(2, "How long a batch waits for more requests, at most (ms).")
+    max_batch: int = _setting(32, "Largest batch (1, 2, 4 ... 32); the GPU memory budget may lower it.")
+    gpu_memory_mb: int = _setting(0, "GPU memory one session may hold, MB (0 = no limit); it caps the batch size.")
+    gpu_precision: str = _setting(
+        "fp32",
+        "GPU convolution precision: fp32 (masks equal the CPU's) or tf32 (faster, masks differ).",
+        choices=("fp32", "tf32"),
     )
     max_upload_bytes: int = _setting(32 * 1024 * 1024, "Largest accepted input, in bytes.")
     max_pixels: int = _setting(40_000_000, "Largest accepted input, width x height.")
@@ -124,6 +146,10 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"--default-model: {s.default_model!r} is not a model name")
     if not 0 < s.port < 65536:
         raise SettingsError("--port: must be between 1 and 65535")
+    if s.max_batch not in BATCH_SIZES:
+        raise SettingsError(f"--max-batch: choose one of {', '.join(map(str, BATCH_SIZES))}")
+    if not 0 <= s.batch_window_ms <= 100 or s.gpu_memory_mb < 0:
+        raise SettingsError("--batch-window-ms: 0 to 100; --gpu-memory-mb: 0 or more")
     for name in ("max_upload_bytes", "max_pixels", "queue_size", "inference_concurrency"):
         if getattr(s, name) < 1:
             raise SettingsError(f"--{name.replace('_', '-')}: must be at least 1")

@@ -4,6 +4,8 @@ python -m benchmark [--quick] [--runs N] [--out DIR]    the matrix, a table, JSO
 python -m benchmark cost --json FILE [prices ...]       the cost model over a saved benchmark
 python -m benchmark core                                remove_background vs rembg, side by side
 python -m benchmark roundtrip                           /remove_background vs the obvious Gradio app
+python -m benchmark scaling                             do the CPU stages use every core? (stand-in model)
+python -m benchmark gpu                                 how much of the accelerator is used (runs on a CPU too)
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import sys
 from pathlib import Path
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+#: The GPU machine the cost model compares with unless told another: an H200 with 16 cores,
+#: measured 2026-11-30 (docs/benchmark/h200/README.md says how).
+SHIPPED_GPU_JSON = Path(__file__).resolve().parent.parent / "docs" / "benchmark" / "h200" / "benchmark-quick.json"
 
 
 def matrix_main(argv: list[str]) -> None:
@@ -55,7 +60,14 @@ def cost_main(argv: list[str]) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m benchmark cost", description=cost.__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, default=DEFAULT_OUT / "benchmark.json", help="a saved benchmark")
-    parser.add_argument("--gpu-json", type=Path, help="a benchmark saved on a GPU machine (labelled as such)")
+    parser.add_argument(
+        "--gpu-json",
+        type=Path,
+        default=SHIPPED_GPU_JSON,
+        help="a benchmark saved on a GPU machine (python -m benchmark gpu, or the matrix there); default: the "
+        "shipped H200 measurement. Its rows are labelled with that machine and priced at --gpu-price",
+    )
+    parser.add_argument("--no-gpu-json", dest="gpu_json", action="store_const", const=None, help="no GPU file")
     parser.add_argument("--cpu-price", type=float, default=300.0, help="CPU machine per month (default 300)")
     parser.add_argument("--gpu-price", type=float, default=1800.0, help="GPU machine per month (default 1800)")
     parser.add_argument("--gpu-ips", type=float, help="GPU images/s entered by hand (not measured here)")
@@ -99,8 +111,16 @@ def main() -> None:
         from benchmark import roundtrip
 
         roundtrip.main(rest)
+    elif command == "scaling":
+        from benchmark import scaling
+
+        scaling.main(rest)
+    elif command == "gpu":
+        from benchmark import gpu
+
+        gpu.main(rest)
     else:
-        sys.exit(f"python -m benchmark: unknown command {command!r} (matrix, cost, core, roundtrip)")
+        sys.exit(f"python -m benchmark: unknown command {command!r} (matrix, cost, core, roundtrip, scaling, gpu)")
 
 
 if __name__ == "__main__":

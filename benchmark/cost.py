@@ -117,27 +117,42 @@ def curve(options: list[Option], hours_per_day: float, volumes: list[int] = CHAR
 def options_from_report(
     report: dict[str, Any], cpu_price: float, gpu_price: float, measured_here: bool = True
 ) -> list[Option]:
-    """One option per (provider, model) of a benchmark report, at its best concurrency."""
+    """One option per (provider, model) of a benchmark report, at its best concurrency.
+
+    A row is priced as the machine it was measured on: every row of a report from a
+    machine with a GPU (its CPU rows too) at the GPU machine's price, every row of a
+    machine without one at the CPU machine's. Reports of ``python -m benchmark`` and
+    of ``python -m benchmark gpu`` both carry ``throughput`` rows.
+    """
     best: dict[tuple[str, str], dict[str, Any]] = {}
     for t in report.get("throughput", []):
         key = (t["provider"], t["model"])
         if key not in best or t["images_per_second"] > best[key]["images_per_second"]:
             best[key] = t
-    where = report.get("machine", {}).get("gpu") or report.get("machine", {}).get("cpu", "another machine")
+    machine = report.get("machine", {})
+    on_gpu_machine = bool(machine.get("gpu")) or any(p in GPU_PROVIDERS for p, _ in best)
+    where = machine_label(machine)
     options = []
     for (provider, model), t in best.items():
-        gpu = provider in GPU_PROVIDERS
         options.append(
             Option(
-                name=f"{provider} {model} ({t['clients']} clients)",
+                name=f"{provider} {model} ({t['clients']} clients)" + ("" if measured_here else f" on {where}"),
                 images_per_second=t["images_per_second"],
                 p95_ms=t["latency_ms"]["p95"],
-                price_per_month=gpu_price if gpu else cpu_price,
+                price_per_month=gpu_price if on_gpu_machine else cpu_price,
                 measured=measured_here,
                 source="measured here" if measured_here else f"saved benchmark from {where}",
             )
         )
     return options
+
+
+def machine_label(machine: dict[str, Any]) -> str:
+    """A short name of the machine a report was measured on: its GPU, else its CPU and cores."""
+    gpu = str(machine.get("gpu") or "").split(",")[0].strip()
+    cores = machine.get("physical_cores")
+    cpu = f"{machine.get('cpu', 'another machine')}" + (f", {cores} cores" if cores else "")
+    return f"{gpu} with {cores} cores" if gpu and cores else gpu or cpu
 
 
 def markdown(result: dict[str, Any], currency: str) -> str:

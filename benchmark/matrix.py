@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import threading
@@ -25,10 +26,12 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from base.assets import photo
+from base.assets import EVAL_PHOTOS, photo
 from base.cpu import cpu_info
 from benchmark.photos import SIZES, test_jpeg
 from core import Engine, RemovalError, RemovalOptions, available_providers
+from core.quality import agreement
+from models import measured
 from models.registry import MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +50,8 @@ class Plan:
     throughput_requests: int = 8
     cold_start: bool = True
     baseline: bool = True
+    #: Each model's masks against u2net's on the evaluation photos (the speed/quality table).
+    quality: bool = True
     providers: tuple[str, ...] = field(default_factory=tuple)  # empty: every provider that can run
 
 
@@ -138,6 +143,7 @@ def run(plan: Plan, engine: Engine, progress: Progress | None = None) -> dict[st
         + len(baseline_models) * len(plan.sizes)
         + sum(len(ms) for ms in per_provider.values())
         + (len(models) if plan.cold_start else 0)
+        + (len(providers) if plan.quality else 0)
     )
     done = 0
 
@@ -189,6 +195,12 @@ def run(plan: Plan, engine: Engine, progress: Progress | None = None) -> dict[st
             cold.append(cold_start(model, providers[0], engine.settings.model_home))
             step(f"cold start {model}")
 
+    quality = []
+    if plan.quality:
+        for provider in providers:
+            quality += speed_and_quality(engine, provider, per_provider[provider], rows)
+            step(f"quality {provider}")
+
     return {
         "machine": machine_info(),
         "plan": asdict(plan),
@@ -197,9 +209,60 @@ def run(plan: Plan, engine: Engine, progress: Progress | None = None) -> dict[st
         "rembg_baseline": baseline,
         "throughput": throughput,
         "cold_start": cold,
+        "quality": quality,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "notes": notes,
     }
+
+
+def speed_and_quality(
+    engine: Engine, provider: str, models: list[str], rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each model's alpha MAE and IoU against u2net on the evaluation photos, beside its inference time.
+
+    The masks come from the engine on ``provider``, as a request gets them. The figures
+    are also kept beside the weights (``models.measured``) for the model menu,
+    ``python -m models list`` and ``/healthz``.
+    """
+    if "u2net" not in models:
+        return []
+    photos = {name: photo(name).read_bytes() for name in EVAL_PHOTOS}
+    reference = {
+        n: np.asarray(engine.remove(d, RemovalOptions(model="u2net", provider=provider)).mask)
+        for n, d in photos.items()
+    }
+    inference = {
+        r["model"]: r["stages_ms"]["inference"]["p50"]
+        for r in rows
+        if r["provider"] == provider and r["size"] == "1080p"
+    }
+    out = []
+    for model in models:
+        if model == "u2net-dynamic":
+            continue  # u2net's weights, batched: the same masks
+        agreements = []
+        for name, data in photos.items():
+            mask = np.asarray(engine.remove(data, RemovalOptions(model=model, provider=provider)).mask)
+            agreements.append((name, agreement(mask, reference[name])))
+        worst = min(agreements, key=lambda item: item[1].iou)
+        out.append(
+            {
+                "provider": provider,
+                "model": model,
+                "inference_ms": inference.get(model),
+                "alpha_mae": round(statistics.fmean(a.mae for _, a in agreements), 3),
+                "iou": round(statistics.fmean(a.iou for _, a in agreements), 4),
+                "worst_iou": round(worst[1].iou, 4),
+                "worst_photo": worst[0],
+            }
+        )
+    measured.record(
+        engine.settings.model_home,
+        provider,
+        {q["model"]: {"inference_ms": q["inference_ms"], "alpha_mae": q["alpha_mae"], "iou": q["iou"]} for q in out},
+        source="python -m benchmark",
+    )
+    return out
 
 
 def _rembg_baseline(model: str, data: bytes, plan: Plan) -> dict[str, float]:
@@ -315,6 +378,17 @@ def table(report: dict[str, Any]) -> str:
         f"{t['latency_ms']['p50']} | {t['latency_ms']['p95']} |"
         for t in report["throughput"]
     ]
+    if report.get("quality"):
+        lines += [
+            "",
+            "| speed and quality | model | inference ms (1080p) | alpha MAE vs u2net (0-255) | mean IoU | worst IoU |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {q['provider']} | {q['model']} | {q['inference_ms'] or '-'} | {q['alpha_mae']} | {q['iou']} | "
+            f"{q['worst_iou']} ({q['worst_photo']}) |"
+            for q in report["quality"]
+        ]
     if report["cold_start"]:
         lines += ["", "| cold start | model | first result ms | peak RSS MB | GPU memory MB |", "|---|---|---|---|---|"]
         lines += [

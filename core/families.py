@@ -16,25 +16,36 @@ from PIL import Image
 
 from base.errors import InvalidOption
 from core import imaging
+from core.sessions import ModelSession
 from models.registry import ModelSpec
 
 
 @dataclass(frozen=True)
 class Family:
     #: The decoded RGB(A) image -> the network input for it (a batch of one).
-    prepare: Callable[[Image.Image, ModelSpec], np.ndarray]
+    prepare: Callable[[Image.Image, ModelSession], np.ndarray]
     #: The network's output 0 for one image (a batch of one) -> an "L" mask of the image's size.
-    finish: Callable[[np.ndarray, tuple[int, int]], Image.Image]
+    finish: Callable[[np.ndarray, tuple[int, int], ModelSession], Image.Image]
 
 
-def _resize_normalise(im: Image.Image, spec: ModelSpec) -> np.ndarray:
-    return imaging.to_tensor(im, spec.input_size, spec.mean, spec.std)
+def _resize_normalise(im: Image.Image, session: ModelSession) -> np.ndarray:
+    spec = session.spec
+    if session.graphs is None:
+        return imaging.to_tensor(im, spec.input_size, spec.mean, spec.std)
+    return session.graphs.prepare(imaging.pixels(im if im.mode == "RGB" else im.convert("RGB")))
+
+
+def _minmax_resize(prediction: np.ndarray, size: tuple[int, int], session: ModelSession) -> Image.Image:
+    if session.graphs is None:
+        return imaging.to_mask(prediction, size)
+    return imaging.from_array(session.graphs.finish(prediction, size), "L")
 
 
 FAMILIES: dict[str, Family] = {
     # U²-Net and IS-Net as rembg runs them: LANCZOS to the square input, scaled by the
-    # image's maximum, normalised; the mask min-max scaled and LANCZOS back up.
-    "u2net": Family(prepare=_resize_normalise, finish=imaging.to_mask),
+    # image's maximum, normalised; the mask min-max scaled and LANCZOS back up. The
+    # session's graphs run the same arithmetic on its provider (``core.graphs``).
+    "u2net": Family(prepare=_resize_normalise, finish=_minmax_resize),
 }
 
 

@@ -8,18 +8,20 @@ choice by file suffix. Adding a format is one row here and its encoder function.
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from isal import isal_zlib
 from PIL import Image
 
-try:  # fpng writes PNG far faster than zlib, at a somewhat larger file; optional.
-    import fpng as _fpng
-except ImportError:  # pragma: no cover - exercised only where fpng is missing
-    _fpng = None
+from core.imaging import pixels
 
 Encoder = Callable[[Image.Image, "int | None"], bytes]
+#: PNG colour types of the modes we write ourselves (8 bits per channel).
+_PNG_COLOUR_TYPE = {"L": 0, "RGB": 2, "RGBA": 6}
 
 
 def _pillow(im: Image.Image, fmt: str, **params: object) -> bytes:
@@ -28,10 +30,31 @@ def _pillow(im: Image.Image, fmt: str, **params: object) -> bytes:
     return buf.getvalue()
 
 
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(body, zlib.crc32(kind)))
+
+
 def encode_png(im: Image.Image, quality: int | None) -> bytes:
-    if _fpng is not None and im.mode in ("RGB", "RGBA"):
-        return bytes(_fpng.from_ndarray(np.asarray(im)))
-    return _pillow(im, "PNG", compress_level=1)
+    """PNG with the "up" filter, deflated by ISA-L at its fastest level.
+
+    As fast as the fastest single-purpose PNG writers, with smaller files, and every
+    step (numpy's filter, ISA-L's deflate, zlib's CRC) runs without the GIL, so that
+    requests encode on every core at once (``python -m benchmark scaling``).
+    """
+    colour_type = _PNG_COLOUR_TYPE.get(im.mode)
+    if colour_type is None:
+        return _pillow(im, "PNG", compress_level=1)
+    arr = pixels(im)
+    height, width = arr.shape[:2]
+    flat = arr.reshape(height, -1)
+    rows = np.empty((height, flat.shape[1] + 1), np.uint8)
+    rows[0, 0] = 0  # the first row has nothing above it
+    rows[0, 1:] = flat[0]
+    rows[1:, 0] = 2  # "up": each byte minus the one above it, wrapping
+    np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    idat = isal_zlib.compress(rows, 1)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
 
 
 def encode_webp(im: Image.Image, quality: int | None) -> bytes:

@@ -99,19 +99,21 @@ class Engine:
         else:
             background = decode(opts.background_image, self.limits)
             clock.lap("decode")
-        prediction = session.run(tensor)
+        [(prediction, shared)] = session.infer([tensor])
         clock.lap("inference")
-        return self._finish(im, prediction, opts, background, session, clock)
+        result = self._finish(im, prediction, opts, background, session, clock)
+        result.batch = shared
+        return result
 
     def remove_many(
         self, images: list[Any], options: RemovalOptions | None = None
     ) -> list[RemovalResult | RemovalError]:
         """``remove`` for each image, in order; a bad image gets its error in its place.
 
-        Where the session takes a batch (``ModelSession.batched``) the good images
-        run as one inference call, and each result's ``inference`` time is its
-        share of that call (``batch`` in ``timings`` says how many shared it).
-        Outputs equal one-by-one runs. Option, model and provider errors raise.
+        Where the session takes a batch (a batcher, or a symbolic batch dimension)
+        the good images run together, and each result's ``inference`` time is its
+        share of the calls (``batch`` says how many shared its call). Outputs equal
+        one-by-one runs. Option, model and provider errors raise.
         """
         opts = (options or RemovalOptions()).validated()
         session = self._session(opts)
@@ -126,22 +128,14 @@ class Engine:
                 continue
             ready.append((len(out), im, tensor, clock))
             out.append(RemovalError("not run"))  # replaced by its result below
-        if session.batched and len(ready) > 1:
-            started = time.perf_counter()
-            predictions = list(session.run(np.concatenate([t for _, _, t, _ in ready]))[:, None])
-            share = (time.perf_counter() - started) * 1000 / len(ready)
-        else:
-            predictions, share = [], 0.0
-        for n, (index, im, tensor, clock) in enumerate(ready):
+        started = time.perf_counter()
+        outputs = session.infer([tensor for _, _, tensor, _ in ready]) if ready else []
+        share = (time.perf_counter() - started) * 1000 / max(len(ready), 1)
+        for (index, im, _, clock), (prediction, shared) in zip(ready, outputs, strict=True):
             clock.last = time.perf_counter()
-            if predictions:
-                prediction = predictions[n]
-                clock.timings["inference"] = share
-            else:
-                prediction = session.run(tensor)
-                clock.lap("inference")
+            clock.timings["inference"] = share
             result = self._finish(im, prediction, opts, background, session, clock)
-            result.batch = len(ready) if predictions else 1
+            result.batch = shared
             out[index] = result
         return out
 
@@ -155,7 +149,7 @@ class Engine:
         clock = _Clock()
         im = decode(image, self.limits)
         clock.lap("decode")
-        tensor = family_of(session.spec).prepare(im, session.spec)
+        tensor = family_of(session.spec).prepare(im, session)
         clock.lap("preprocess")
         return im, tensor, clock
 
@@ -170,10 +164,10 @@ class Engine:
     ) -> RemovalResult:
         """Mask, compose, encode and record one image whose prediction is ready."""
         spec = session.spec
-        mask = family_of(spec).finish(prediction, im.size)
+        mask = family_of(spec).finish(prediction, im.size, session)
         if opts.post_process_mask:
             mask = imaging.post_process_mask(mask)
-        out, mask = self._compose(im, mask, opts, background)
+        out, mask = self._compose(im, mask, opts, background, session)
         clock.lap("postprocess")
 
         fmt = FORMATS[opts.output_format]
@@ -193,7 +187,11 @@ class Engine:
 
     @staticmethod
     def _compose(
-        im: Image.Image, mask: Image.Image, opts: RemovalOptions, background: Image.Image | None
+        im: Image.Image,
+        mask: Image.Image,
+        opts: RemovalOptions,
+        background: Image.Image | None,
+        session: ModelSession,
     ) -> tuple[Image.Image, Image.Image]:
         """The output image and its final mask (after matting and cropping)."""
         matted = None
@@ -217,7 +215,13 @@ class Engine:
         fmt = FORMATS[opts.output_format]
         # Hidden colour needs clearing only where it would survive into the file.
         clear = not fmt.blanks_hidden and background is None and opts.bgcolor is None
-        out = matted if matted is not None else imaging.cutout(im, mask, clear_hidden=clear)
+        if matted is not None:
+            out = matted
+        elif session.graphs is not None and im.mode == "RGB" and clear:
+            # On the provider, where the image already went for preprocessing.
+            out = imaging.from_array(session.graphs.cutout(imaging.pixels(im), imaging.pixels(mask)), "RGBA")
+        else:
+            out = imaging.cutout(im, mask, clear_hidden=clear)
         if background is not None:
             out = imaging.over_image(out, background)
         elif opts.color is not None:

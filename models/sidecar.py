@@ -5,8 +5,9 @@ pins no MD5 for it. Instead it is verified when its sidecar ``<filename>.json`` 
 and matches: the file's MD5 and size, the base's registry MD5, the recipe, and the
 calibration images (int8 only). The onnxruntime version is recorded, not required:
 the results are plain ONNX files that later onnxruntime versions run unchanged. The
-sidecar also describes the model: the build's measured figures (``gate``), which the
-model menu, ``python -m models list`` and ``/healthz`` show.
+sidecar also describes the model: the build's measured figures (``gate``); the ones
+the model menu, ``python -m models list`` and ``/healthz`` show are copied to
+``models.measured``.
 """
 
 from __future__ import annotations
@@ -73,25 +74,3 @@ def verify(spec: ModelSpec, record: dict[str, Any] | None, size: int, md5: Calla
             log.debug("%s: sidecar %s differs: %r != %r", spec.name, key, got, value)
             return False
     return record.get("size") == size and record.get("md5") == md5()
-
-
-def figures(spec: ModelSpec, home: Path) -> dict[str, float] | None:
-    """What the build measured of ``spec`` against its base, for the model menu, ``list`` and ``/healthz``.
-
-    ``inference_ms`` (this model, on the build machine's CPU), ``speedup`` (over its
-    base), ``alpha_mae`` (mean absolute alpha difference from the base, 0-255) and
-    ``mean_iou`` (of alpha > 127), where the build measured them; None for a
-    downloaded model or a build without a gate.
-    """
-    record = read_sidecar(spec, home) if spec.build is not None else None
-    gate = record.get("gate") if record else None
-    if not isinstance(gate, dict):
-        return None
-    names = {"inference_ms": ("inference_ms", "int8_ms"), "speedup": ("speedup",), "alpha_mae": ("mean_mae",)}
-    names["mean_iou"] = ("mean_iou",)
-    out: dict[str, float] = {}
-    for key, candidates in names.items():
-        value = next((gate[c] for c in candidates if isinstance(gate.get(c), (int, float))), None)
-        if value is not None:
-            out[key] = float(value)
-    return out or None

@@ -27,6 +27,7 @@ from base.cpu import cpu_info
 from base.files import atomic_target, atomic_write
 from base.settings import Settings, load_settings
 from models import fetch as fetching
+from models import measured
 from models.recipes import ConvertRecipe, Recipe, RecipeError, calibration_digest, calibration_files, recipe_of
 from models.registry import ModelSpec, get_spec
 from models.sidecar import expected_record, read_sidecar, sidecar_path
@@ -34,7 +35,26 @@ from variants.convert import GraphError, convert_into
 from variants.gate import GateError, GateReport, measure_gate
 from variants.int8 import quantize_into
 
+#: The fast model an int8 build is meant to replace on CPUs, and is measured against.
+FAST_MODEL = "u2netp"
+
 log = logging.getLogger(__name__)
+
+
+def _record_measured(home: Path, report: GateReport) -> None:
+    """The gate's figures of every model it ran, for the menu, ``list`` and ``/healthz``."""
+    figures: dict[str, dict[str, float | None]] = {
+        report.base: {"inference_ms": report.base_ms, "alpha_mae": 0.0, "iou": 1.0},
+        report.model: {"inference_ms": report.model_ms, "alpha_mae": report.mean_mae, "iou": report.mean_iou},
+    }
+    if report.fast is not None:
+        fast = report.fast_photos.values()
+        figures[report.fast] = {
+            "inference_ms": report.fast_ms,
+            "alpha_mae": sum(a.mae for a in fast) / len(fast),
+            "iou": sum(a.iou for a in fast) / len(fast),
+        }
+    measured.record(home, "cpu", figures, source=f"python -m models build {report.model}")
 
 
 class BuildError(Exception):
@@ -61,11 +81,13 @@ class BuildResult:
     built: bool
 
 
-def make_into(base_path: Path, out: Path, spec: ModelSpec, recipe: Recipe | ConvertRecipe) -> list[str]:
+def make_into(
+    base_path: Path, out: Path, spec: ModelSpec, recipe: Recipe | ConvertRecipe, *, progress: bool = False
+) -> list[str]:
     """Build ``out`` from ``base_path`` by either kind of recipe; returns the nodes kept fp32."""
     if isinstance(recipe, ConvertRecipe):
         return convert_into(base_path, out, recipe)
-    return quantize_into(base_path, out, spec, recipe)
+    return quantize_into(base_path, out, spec, recipe, progress=progress)
 
 
 def build(
@@ -83,11 +105,11 @@ def build(
     """Build ``spec`` (a Build entry) into ``home``; idempotent unless ``force``.
 
     Fetches the base when missing (if ``fetch_base``), builds into a hidden temp file
-    beside the target, checks the gate (unless ``gate`` is False; the speed part only
-    when ``enforce_speed``, by default for int8 recipes on CPUs with int8 dot-product
-    instructions), then renames the file and writes its sidecar. Raises ``BuildError``
-    (``GateFailed`` for a missed gate) or ``base.errors.ModelNotAvailable`` (base
-    unavailable); nothing is left behind on failure.
+    beside the target, checks the gate (``variants.gate``; unless ``gate`` is False; the
+    speed part unless ``enforce_speed`` is False), then renames the file and writes its
+    sidecar, and the figures the gate measured to ``models.measured``. Raises
+    ``BuildError`` (``GateFailed`` for a missed gate) or ``base.errors.ModelNotAvailable``
+    (base unavailable); nothing is left behind on failure.
     """
     say = say or log.info
     try:
@@ -95,19 +117,24 @@ def build(
     except RecipeError as exc:
         raise BuildError(str(exc)) from None
     if enforce_speed is None:
-        enforce_speed = isinstance(recipe, Recipe) and cpu_info().int8_dot
+        enforce_speed = True
     target = fetching.model_path(spec, home)
     if not force and fetching.status(spec, home).verified:
         return BuildResult(target, read_sidecar(spec, home) or {}, built=False)
     base_spec = get_spec(build_source.base)
     base = fetching.ensure_model(base_spec, home, fetch_missing=fetch_base, progress=progress)
+    fast: tuple[ModelSpec, Path] | None = None
+    if gate and isinstance(recipe, Recipe):  # an int8 build competes with the fast model
+        fast_spec = get_spec(FAST_MODEL)
+        fast = (fast_spec, fetching.ensure_model(fast_spec, home, fetch_missing=fetch_base, progress=progress))
     settings = replace(settings or load_settings([]), model_home=home)
     started = time.perf_counter()
     try:
         with atomic_target(target) as part:
-            say(f"{spec.name}: building from {base.name} (recipe {build_source.recipe}) ...")
+            takes = "about a minute on 2 cores" if isinstance(recipe, Recipe) else "seconds"
+            say(f"{spec.name}: building from {base.name} (recipe {build_source.recipe}; {takes}) ...")
             try:
-                keep = make_into(base, part, spec, recipe)
+                keep = make_into(base, part, spec, recipe, progress=progress)
             except GraphError as exc:
                 raise BuildError(str(exc)) from None
             except Exception as exc:  # onnx/onnxruntime raise many unrelated types
@@ -117,9 +144,12 @@ def build(
             if gate:
                 say(f"{spec.name}: measuring the gate against {base_spec.name} ...")
                 try:
-                    report = measure_gate(spec, base_spec, part, base, settings, enforce_speed=enforce_speed)
+                    report = measure_gate(
+                        spec, base_spec, part, base, settings, fast=fast, enforce_speed=enforce_speed, progress=progress
+                    )
                 except GateError as exc:
                     raise BuildError(str(exc)) from None
+                say(report.table())
                 say(f"{spec.name}: {report.summary()}")
                 if not report.passed:
                     raise GateFailed(report)
@@ -133,6 +163,7 @@ def build(
                 "fp32_nodes": keep,
                 "fp32_convs": [n for n in keep if n.startswith("Conv")],
                 "gate": report.as_dict() if report else None,
+                "gate_skipped": report is None,
                 "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "build_seconds": round(time.perf_counter() - started, 1),
                 "python": sys.version.split()[0],
@@ -150,4 +181,6 @@ def build(
     # does not match, which simply counts as unverified (rebuilt).
     fetching.remember_md5(target, digest)
     atomic_write(sidecar_path(spec, home), json.dumps(record, indent=2) + "\n")
+    if report is not None:
+        _record_measured(home, report)
     return BuildResult(target, record, built=True)

@@ -25,13 +25,13 @@ import contextlib
 import io
 import logging
 import math
-import sys
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageOps
+from tqdm import tqdm
 
 from base.assets import CALIBRATION_DIR
 from core.imaging import to_tensor
@@ -137,12 +137,13 @@ def calibration_tensors(spec: ModelSpec, recipe: Recipe) -> list[np.ndarray]:
 
 
 class _Reader:
-    """A ``CalibrationDataReader`` over prepared tensors, in order, in strides."""
+    """A ``CalibrationDataReader`` over prepared tensors, in order, in strides; it ticks ``bar``."""
 
-    def __init__(self, input_name: str, tensors: list[np.ndarray]) -> None:
+    def __init__(self, input_name: str, tensors: list[np.ndarray], bar: tqdm[Any] | None = None) -> None:
         self.input_name = input_name
         self.tensors = tensors
         self.index, self.end = 0, len(tensors)
+        self.bar = bar
 
     def __len__(self) -> int:
         return len(self.tensors)
@@ -155,6 +156,8 @@ class _Reader:
             return None
         tensor = self.tensors[self.index]
         self.index += 1
+        if self.bar is not None:
+            self.bar.update(1)
         return {self.input_name: tensor}
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
@@ -178,13 +181,13 @@ class _QuietRoot(logging.Filter):
 
 
 @contextlib.contextmanager
-def _quiet(progress: bool) -> Iterator[None]:
-    """Silence onnxruntime.quantization's prints (one line per calibration batch)."""
+def _quiet() -> Iterator[None]:
+    """Silence onnxruntime.quantization's prints (one line per calibration batch; our bar counts)."""
     root = logging.getLogger()
     quiet = _QuietRoot()
     root.addFilter(quiet)
     try:
-        with contextlib.redirect_stdout(sys.stderr if progress else io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
         root.removeFilter(quiet)
@@ -200,14 +203,15 @@ def quantize_into(base_path: Path, out: Path, spec: ModelSpec, recipe: Recipe, *
     if recipe.bias_correct_below_db > 0:
         corrected = correct_biases(model, tensors, recipe.bias_correct_below_db, skip=set(keep))
         log.info("bias corrected (weights under %.0f dB): %s", recipe.bias_correct_below_db, ", ".join(corrected))
-    reader = _Reader(model.graph.input[0].name, tensors)
+    bar = tqdm(total=len(tensors), desc=f"{spec.name} calibration", unit="image", disable=not progress)
+    reader = _Reader(model.graph.input[0].name, tensors, bar)
     extra: dict[str, Any] = {
         "CalibStridedMinMax": _stride(len(tensors)),
         "CalibTensorRangeSymmetric": False,
         "ActivationSymmetric": False,
         "WeightSymmetric": True,
     }
-    with _quiet(progress):
+    with _quiet(), bar:
         quantize_static(
             model,
             str(out),

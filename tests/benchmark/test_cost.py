@@ -67,6 +67,28 @@ def test_options_from_report_picks_best_concurrency() -> None:
     }
     options = cost.options_from_report(report, cpu_price=300, gpu_price=1800, measured_here=False)
     by_name = {o.name: o for o in options}
-    assert by_name["cpu u2net (2 clients)"].price_per_month == 300
-    assert by_name["cuda u2net (4 clients)"].price_per_month == 1800
+    # A row is priced as the machine it was measured on: this machine ran cuda, so it has
+    # a GPU, and its CPU row costs the GPU machine's price too.
+    assert by_name["cpu u2net (2 clients) on Test CPU"].price_per_month == 1800
+    assert by_name["cuda u2net (4 clients) on Test CPU"].price_per_month == 1800
     assert all(not o.measured and "Test CPU" in o.source for o in options)
+
+
+def test_a_cpu_machines_rows_cost_the_cpu_price_and_gpu_reports_name_the_gpu() -> None:
+    cpu_only = {
+        "machine": {"cpu": "EPYC", "physical_cores": 2, "gpu": None},
+        "throughput": [
+            {"provider": "cpu", "model": "u2net", "clients": 1, "images_per_second": 1.3, "latency_ms": {"p95": 800}}
+        ],
+    }
+    [row] = cost.options_from_report(cpu_only, cpu_price=300, gpu_price=1800)
+    assert row.price_per_month == 300 and row.name == "cpu u2net (1 clients)" and row.source == "measured here"
+    h200 = {
+        "machine": {"cpu": "Xeon", "physical_cores": 16, "gpu": "NVIDIA H200, 143771 MiB"},
+        "throughput": [
+            {"provider": "cpu", "model": "u2net", "clients": 2, "images_per_second": 4.7, "latency_ms": {"p95": 490}}
+        ],
+    }
+    [gpu_machine_cpu_row] = cost.options_from_report(h200, cpu_price=300, gpu_price=9000, measured_here=False)
+    assert gpu_machine_cpu_row.price_per_month == 9000
+    assert gpu_machine_cpu_row.source == "saved benchmark from NVIDIA H200 with 16 cores"

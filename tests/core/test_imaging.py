@@ -66,3 +66,18 @@ def test_png_roundtrip(mode: str) -> None:
     im = Image.fromarray(arr[..., 0] if mode == "L" else arr, mode)
     back = Image.open(io.BytesIO(FORMATS["png"].encode(im, None)))
     assert back.mode == mode and np.array_equal(np.asarray(back), np.asarray(im))
+
+
+def test_a_forked_child_resizes_with_a_pool_of_its_own() -> None:
+    """A fork-started process pool once hung: the child inherited the resize pool without its threads."""
+    import multiprocessing
+
+    big = Image.new("RGB", (1600, 1200), (10, 20, 30))
+    imaging.resize(big, (800, 600))  # the parent's pool exists now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        size = pool.apply_async(_resized_size, (big,)).get(timeout=60)
+    assert size == (800, 600)
+
+
+def _resized_size(im: Image.Image) -> tuple[int, int]:
+    return imaging.resize(im, (800, 600)).size

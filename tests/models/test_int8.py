@@ -16,7 +16,9 @@ import pytest
 import models.__main__ as cli
 from base.assets import EVAL_PHOTOS
 from base.errors import ModelNotAvailable
+from core.quality import Agreement
 from models import fetch as fetching
+from models import measured
 from models.recipes import RECIPES, calibration_files
 from models.registry import MODELS
 from models.sidecar import expected_record, sidecar_path
@@ -105,15 +107,59 @@ def test_a_failed_gate_installs_nothing(tmp_path: Path, monkeypatch: pytest.Monk
         out.write_bytes(FAKE)
         return ["Conv_0"]
 
-    report = GateReport(per_photo_iou={"a.jpg": 0.5}, fp32_ms=100.0, int8_ms=50.0, runs=1, enforce_speed=False)
+    report = gate_report(int8=(4.0, 0.9), fast=(6.0, 0.8))  # a photo 4/255 off: over the per-photo limit
     monkeypatch.setattr(builder, "quantize_into", fake_quantize)
     monkeypatch.setattr(builder, "measure_gate", lambda *a, **k: report)
     with pytest.raises(builder.GateFailed) as info:
         builder.build(SPEC, tmp_path, progress=False)
-    assert "mean IoU 0.5000" in info.value.phrase
+    assert "worst photo's alpha MAE 4.00 <= 3 MISSED" in info.value.phrase
     assert sorted(p.name for p in tmp_path.iterdir()) == ["u2net.onnx"]
 
-    report.per_photo_iou["a.jpg"] = 0.999
+    report.photos["rocket.jpg"] = Agreement(0.7, 0.95)
     result = builder.build(SPEC, tmp_path, progress=False)
     assert result.built and fetching.status(SPEC, tmp_path).verified
-    assert result.sidecar["gate"]["passed"] is True and result.sidecar["fp32_nodes"] == ["Conv_0"]
+    gate = result.sidecar["gate"]
+    assert gate["passed"] is True and result.sidecar["fp32_nodes"] == ["Conv_0"] and not result.sidecar["gate_skipped"]
+    assert gate["fast"]["model"] == "u2netp" and gate["inference_ms"] == 100.0
+    # what the menu, `list` and /healthz show now
+    assert measured.figures(tmp_path, "u2net-int8") is not None
+    assert measured.figures(tmp_path, "u2netp")["inference_ms"] == 110.0  # type: ignore[index]
+
+
+def gate_report(int8: tuple[float, float], fast: tuple[float, float], vnni: bool = True) -> GateReport:
+    """Two photos; rocket.jpg gets the given (MAE, IoU) for int8 and u2netp, car-1.jpg near-perfect figures."""
+    return GateReport(
+        model="u2net-int8",
+        base="u2net",
+        photos={"car-1.jpg": Agreement(0.2, 0.999), "rocket.jpg": Agreement(*int8)},
+        model_ms=100.0,
+        base_ms=250.0,
+        runs=3,
+        fast="u2netp",
+        fast_photos={"car-1.jpg": Agreement(3.0, 0.95), "rocket.jpg": Agreement(*fast)},
+        fast_ms=110.0,
+        vnni=vnni,
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "missed"),
+    [
+        ({}, set()),
+        ({"int8": (2.5, 0.9)}, {"mean_mae"}),  # mean (0.2 + 2.5) / 2 > 1.0
+        ({"int8": (0.9, 0.7)}, {"closer_than_fast"}),  # worse IoU than u2netp on rocket.jpg
+        ({"model_ms": 130.0}, {"speedup", "vs_fast"}),  # 1.92x < 2x with VNNI, and 1.18x u2netp's time
+        ({"model_ms": 130.0, "vnni": False}, {"vs_fast"}),  # 1.5x is enough without VNNI
+    ],
+)
+def test_the_gate_checks(changes: dict[str, object], missed: set[str]) -> None:
+    report = gate_report(
+        int8=changes.get("int8", (0.9, 0.9)),  # type: ignore[arg-type]
+        fast=(6.0, 0.8),
+        vnni=bool(changes.get("vnni", True)),
+    )
+    report.model_ms = float(changes.get("model_ms", 100.0))  # type: ignore[arg-type]
+    assert {name for name, (ok, _) in report.checks().items() if not ok} == missed
+    assert report.passed is not missed
+    report.enforce_speed = False
+    assert not {"speedup", "vs_fast"} & set(report.checks())

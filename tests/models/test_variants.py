@@ -20,11 +20,12 @@ from models import fetch as fetching
 from models.recipes import RECIPES, ConvertRecipe
 from models.registry import MODELS
 from tests.conftest import alpha_of, mask_agreement, photo_bytes
-from variants.gate import GATE_MIN_IOU
 
 pytestmark = pytest.mark.model
 
 PHOTOS = ("car-1.jpg", "chelsea.png", "coffee.png", "anime-girl-1.jpg")
+#: fp16 against fp32, mean IoU of alpha > 127 on the evaluation photos (measured on the CPU).
+FP16_MIN_IOU = 0.99
 
 
 def built(engine: Engine, name: str) -> None:
@@ -50,7 +51,7 @@ def test_fp16_masks_agree_with_fp32(engine: Engine) -> None:
         fp32 = engine.remove(data, RemovalOptions(model="u2net", provider="cpu"))
         fp16 = engine.remove(data, RemovalOptions(model="u2net-fp16", provider="cpu"))
         ious[photo] = mask_agreement(alpha_of(fp16.image), alpha_of(fp32.image))[1]
-    assert float(np.mean(list(ious.values()))) >= GATE_MIN_IOU, ious
+    assert float(np.mean(list(ious.values()))) >= FP16_MIN_IOU, ious
 
 
 def test_dynamic_batch_equals_one_by_one(engine: Engine) -> None:

@@ -1,0 +1,67 @@
+"""Which models can run here and what each costs and gives: the model menu, ``/healthz``, the fast choice.
+
+Presence and verification come from the weights folder (``models.fetch``), the figures
+from what this machine measured (``models.measured``: the build gates and the benchmark).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from base.errors import RemovalError
+from base.providers import PROVIDERS
+from base.settings import Settings
+from core.providers import resolve
+from models import measured
+from models.fetch import BUILD_COMMAND, FETCH_COMMAND, status
+from models.registry import MODELS
+
+#: The fast model everywhere; on a CPU, u2net-int8 replaces it where it is installed (it passed
+#: its gate: closer to u2net than u2netp on every photo, and as fast).
+FAST = "u2netp"
+FAST_ON_CPU = "u2net-int8"
+#: Built for CPUs: not offered on a GPU provider (the benchmark measures it there when asked).
+CPU_ONLY = frozenset({"u2net-int8"})
+
+
+def _where(settings: Settings, provider: str) -> str:
+    """The provider a request for ``provider`` runs on (``auto`` resolved), or ``cpu``."""
+    try:
+        return resolve(provider)[0]
+    except RemovalError:  # unavailable: its requests fail with the reason; the menu shows the CPU's view
+        return "cpu"
+
+
+def fast_model(settings: Settings, provider: str) -> str:
+    """The model to use where speed matters most (the webcam's live mode): u2net-int8 on the CPU
+    where it is installed, else u2netp."""
+    on_cpu = not PROVIDERS[_where(settings, provider)].gpu
+    if on_cpu and status(MODELS[FAST_ON_CPU], settings.model_home).verified:
+        return FAST_ON_CPU
+    return FAST
+
+
+def model_facts(settings: Settings, provider: str = "auto") -> list[dict[str, Any]]:
+    """Every registry model: present and verified here, offered on ``provider``, its figures, and
+    the command that fetches or builds it."""
+    where = _where(settings, provider)
+    home = settings.model_home
+    out = []
+    for spec in MODELS.values():
+        st = status(spec, home)
+        figures = measured.figures(home, spec.name, where) or (
+            measured.figures(home, spec.name, "cpu") if where != "cpu" else None
+        )
+        command = f"{BUILD_COMMAND if spec.build else FETCH_COMMAND} {spec.name}"
+        out.append(
+            {
+                "name": spec.name,
+                "description": spec.description,
+                "ready": st.verified,
+                "offered": not (PROVIDERS[where].gpu and spec.name in CPU_ONLY),
+                "measured": figures,
+                "summary": measured.describe(figures),
+                "get": None if st.verified else command,
+            }
+        )
+    return out

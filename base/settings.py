@@ -57,12 +57,12 @@ class Settings:
     processing: str = _setting(
         "auto",
         "Where resizing runs: exact (Pillow on the CPU), graph (ONNX on the provider, same masks), auto "
-        "(graph on accelerators).",
+        "(graph on a GPU).",
         choices=PROCESSING,
     )
     batching: str = _setting(
         "auto",
-        "Run requests that arrive together as one inference call: on, off, auto (on accelerators).",
+        "Run requests that arrive together as one inference call: on, off, auto (on a GPU).",
         choices=("auto", "on", "off"),
     )
     batch_window_ms: int = _setting(2, "How long a batch waits for more requests, at most (ms).")

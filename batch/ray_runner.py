@@ -34,7 +34,7 @@ from base.settings import Settings, SettingsError
 from batch.inputs import Item
 from batch.job import BatchConfig, StopFlag
 from batch.outcome import Outcome
-from batch.work import Worker, configure_worker_process
+from batch.work import Worker, chunk_size, configure_worker_process
 from core.options import RemovalOptions
 
 log = logging.getLogger(__name__)
@@ -65,16 +65,17 @@ class RayRemover:
             self.error = exc
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        outcomes: list[Outcome] = []
-        for key, source, member, output in zip(
-            batch["key"], batch["source"], batch["member"], batch["output"], strict=True
-        ):
-            item = Item(key=str(key), source=str(source), member=str(member), output=str(output))
-            if self.worker is None:
-                error = self.error or RemovalError("the actor did not start")
-                outcomes.append(Outcome.failed(item.key, error.code, error.message, item.output))
-            else:
-                outcomes.append(self.worker.process(item))
+        items = [
+            Item(key=str(key), source=str(source), member=str(member), output=str(output))
+            for key, source, member, output in zip(
+                batch["key"], batch["source"], batch["member"], batch["output"], strict=True
+            )
+        ]
+        if self.worker is None:
+            error = self.error or RemovalError("the actor did not start")
+            outcomes = [Outcome.failed(item.key, error.code, error.message, item.output) for item in items]
+        else:
+            outcomes = self.worker.process_many(items)
         return {name: [getattr(o, name) for o in outcomes] for name in OUTCOME_FIELDS}
 
 
@@ -163,7 +164,8 @@ def execute_on_ray(
         results = dataset.map_batches(
             RayRemover,
             fn_constructor_kwargs={"settings": settings, "options": options, "out_root": str(config.out.resolve())},
-            batch_size=1,
+            # An actor's images in flight at once fill its session's batches where it batches.
+            batch_size=chunk_size(settings, "cuda" if pool.num_gpus else "cpu"),
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=pool.size),
             num_cpus=pool.num_cpus,

@@ -46,7 +46,7 @@ from batch.inputs import Item
 from batch.job import BatchConfig, StopFlag
 from batch.outcome import FAILED, FATAL_CODES, SKIPPED, Outcome, Summary, read_report, write_report
 from batch.ray_runner import execute_on_ray
-from batch.work import Worker, configure_worker_process, sweep_temporaries
+from batch.work import Worker, chunk_size, configure_worker_process, sweep_temporaries
 from core import providers
 from core.options import RemovalOptions
 from models.fetch import ensure_model
@@ -223,12 +223,17 @@ def _execute(
     if layout.workers == 1:
         settings = dataclasses.replace(config.settings, threads=layout.threads)
         worker = Worker(settings, options, config.out)
-        for item in items:
+        for chunk in _chunks(items, worker.concurrency):
             if stop.requested:
                 return
-            yield worker.process(item)
+            yield from worker.process_many(chunk)
         return
     yield from _run_pool(config, options, items, layout, stop)
+
+
+def _chunks(items: list[Item], size: int) -> Generator[list[Item], None, None]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 # --- worker processes -------------------------------------------------------------
@@ -262,11 +267,11 @@ def _init_process(settings: Settings, options: RemovalOptions, out: str, gpus: t
         _WORKER_ERROR = exc
 
 
-def _process_in_worker(item: Item) -> Outcome:
+def _process_in_worker(items: list[Item]) -> list[Outcome]:
     if _WORKER is None:
         error = _WORKER_ERROR or RemovalError("the worker did not start")
-        return Outcome.failed(item.key, error.code, error.message, item.output)
-    return _WORKER.process(item)
+        return [Outcome.failed(item.key, error.code, error.message, item.output) for item in items]
+    return _WORKER.process_many(items)
 
 
 def _run_pool(
@@ -283,16 +288,16 @@ def _run_pool(
         initializer=_init_process,
         initargs=(settings, options, str(config.out), layout.gpus, context.Value("i", 0)),
     )
-    queue = iter(items)
-    pending: set[Future[Outcome]] = set()
+    queue = _chunks(items, chunk_size(settings, layout.provider))
+    pending: set[Future[list[Outcome]]] = set()
 
     def fill() -> None:
-        # A short window of work in flight: a stop then waits for a few images, not the whole queue.
+        # A short window of work in flight: a stop then waits for a few chunks, not the whole queue.
         while len(pending) < 2 * layout.workers and not stop.requested:
-            item = next(queue, None)
-            if item is None:
+            chunk = next(queue, None)
+            if chunk is None:
                 return
-            pending.add(executor.submit(_process_in_worker, item))
+            pending.add(executor.submit(_process_in_worker, chunk))
 
     clean = False
     try:
@@ -301,7 +306,7 @@ def _run_pool(
             done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             for future in done:
                 try:
-                    yield future.result()
+                    yield from future.result()
                 except Terminated:
                     stop.request(signal.SIGTERM)  # someone is stopping the workers; stop handing out work
             fill()

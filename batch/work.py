@@ -20,6 +20,8 @@ import logging
 import os
 import time
 import zipfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from base.errors import ImageTooLarge, InvalidImage, RemovalError
@@ -29,6 +31,7 @@ from batch.inputs import Item
 from batch.outcome import DONE, Outcome
 from core.options import RemovalOptions
 from core.pipeline import Engine
+from core.sessions import uses_batching
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,11 @@ def read_input(item: Item, max_bytes: int) -> bytes | str:
         raise InvalidImage(f"cannot read the zip member: {exc}") from None
 
 
+def chunk_size(settings: Settings, provider: str) -> int:
+    """Images a worker takes at once: enough to fill a batch where its session batches."""
+    return settings.max_batch if uses_batching(settings, provider) else 1
+
+
 def configure_worker_process(settings: Settings) -> None:
     """Process-wide state that ``app.configure_process`` sets, for processes app.py did not
     start (``--workers`` processes, Ray actors): Pillow's decompression-bomb limit, which the
@@ -92,6 +100,15 @@ class Worker:
             self.options.model or settings.default_model, self.options.provider or settings.default_provider
         )
         self.provider = session.provider
+        # Where the session batches (an accelerator), images in flight at once fill its batches.
+        self.concurrency = session.batcher.largest if session.batcher else 1
+        self._pool = ThreadPoolExecutor(self.concurrency, "batch-image") if self.concurrency > 1 else None
+
+    def process_many(self, items: Sequence[Item]) -> list[Outcome]:
+        """``process`` for each item, up to ``concurrency`` at once (their inferences share batches)."""
+        if self._pool is None or len(items) < 2:
+            return [self.process(item) for item in items]
+        return list(self._pool.map(self.process, items))
 
     def process(self, item: Item) -> Outcome:
         """Run one item; every error becomes a failed outcome naming its code and reason."""

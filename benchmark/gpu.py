@@ -40,6 +40,7 @@ import numpy as np
 
 from base.providers import PROVIDERS
 from base.settings import Settings, load_settings
+from benchmark.concurrency import callers, timed
 from benchmark.matrix import machine_info
 from benchmark.photos import test_jpeg
 from benchmark.server import launch_server, stop_server
@@ -134,24 +135,8 @@ def raw_network(engine: Engine, model: str, provider: str, runs: int) -> dict[st
 
 def concurrent(call: Callable[[], float], clients: int, seconds: float) -> dict[str, Any]:
     """``clients`` threads calling ``call`` (which returns its latency, ms) for ``seconds``."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    stop = time.monotonic() + seconds
-
-    def client() -> None:
-        while time.monotonic() < stop:
-            ms = call()
-            with lock:
-                latencies.append(ms)
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
     with BusySampler() as sampler:
-        started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.perf_counter() - started
+        latencies, elapsed = callers(call, clients, seconds=seconds)
     return {
         "clients": clients,
         "images": len(latencies),
@@ -169,10 +154,7 @@ def engine_throughput(
     for n in clients:
         before = dataclasses.replace(session.batcher.stats) if session.batcher else None
 
-        def call() -> float:
-            return engine.remove(data, options).timings["total"]
-
-        row = concurrent(call, n, seconds)
+        row = concurrent(timed(lambda: engine.remove(data, options)), n, seconds)
         if session.batcher and before is not None:
             calls = session.batcher.stats.calls - before.calls
             row["mean_batch"] = round((session.batcher.stats.images - before.images) / calls, 2) if calls else None
@@ -192,16 +174,16 @@ def rest_throughput(
                 warm.post("/api/remove", files={"file": ("a.jpg", data)}).raise_for_status()
             local = threading.local()
 
-            def call() -> float:
+            def post() -> None:
                 http = getattr(local, "http", None)
                 if http is None:
                     http = local.http = httpx.Client(base_url=server.url, timeout=120)
-                started = time.perf_counter()
                 http.post("/api/remove", files={"file": ("a.jpg", data)}).raise_for_status()
-                return (time.perf_counter() - started) * 1000
 
             for n in clients:
-                rows.append({"via": "rest", "provider": provider, "model": model, **concurrent(call, n, seconds)})
+                rows.append(
+                    {"via": "rest", "provider": provider, "model": model, **concurrent(timed(post), n, seconds)}
+                )
         finally:
             stop_server(server)
     return rows

@@ -16,7 +16,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ import onnxruntime as ort
 
 from base.assets import EVAL_PHOTOS, photo
 from base.cpu import cpu_info
+from benchmark.concurrency import callers, timed
 from benchmark.photos import SIZES, test_jpeg
 from core import Engine, RemovalError, RemovalOptions, available_providers
 from core.quality import agreement
@@ -283,23 +283,7 @@ def _throughput(engine: Engine, data: bytes, model: str, provider: str, clients:
     """``clients`` threads sharing the app's sessions, ``requests`` images each."""
     opts = RemovalOptions(model=model, provider=provider)
     engine.remove(data, opts)  # loaded and warm
-    latencies: list[float] = []
-    lock = threading.Lock()
-
-    def client() -> None:
-        for _ in range(requests):
-            started = time.perf_counter()
-            engine.remove(data, opts)
-            with lock:
-                latencies.append((time.perf_counter() - started) * 1000)
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
+    latencies, elapsed = callers(timed(lambda: engine.remove(data, opts)), clients, requests=requests)
     return {
         "provider": provider, "model": model, "clients": clients,
         "images_per_second": round(len(latencies) / elapsed, 3),

@@ -18,8 +18,6 @@ import dataclasses
 import json
 import statistics
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from base.cpu import cpu_info
+from benchmark.concurrency import callers as run_callers
 from benchmark.photos import test_jpeg
 from core import Engine, RemovalOptions, load_settings
 from models.registry import MODELS
@@ -60,23 +59,7 @@ def stand_in_engine(folder: Path) -> Engine:
 
 def measure(engine: Engine, data: bytes, options: RemovalOptions, callers: int, seconds: float) -> dict[str, Any]:
     """``callers`` threads removing backgrounds for ``seconds``; images per second and stage medians."""
-    timings: list[dict[str, float]] = []
-    lock = threading.Lock()
-    stop = time.monotonic() + seconds
-
-    def caller() -> None:
-        while time.monotonic() < stop:
-            result = engine.remove(data, options)
-            with lock:
-                timings.append(result.timings)
-
-    threads = [threading.Thread(target=caller) for _ in range(callers)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
+    timings, elapsed = run_callers(lambda: engine.remove(data, options).timings, callers, seconds=seconds)
     return {
         "callers": callers,
         "images": len(timings),

@@ -190,7 +190,7 @@ def cutout_graph() -> bytes:
     """uint8 HxWx3 and its uint8 HxW mask -> the RGBA cutout, hidden colour cleared, as ``imaging.cutout``."""
     nodes = [
         helper.make_node("Unsqueeze", ["mask", "axis2"], ["alpha"]),  # H x W x 1
-        helper.make_node("Greater", ["alpha", "zero8"], ["seen"]),
+        helper.make_node("Cast", ["alpha"], ["seen"], to=TensorProto.BOOL),  # any alpha above 0
         helper.make_node("Where", ["seen", "image", "zero8"], ["colour"]),
         helper.make_node("Concat", ["colour", "alpha"], ["rgba"], axis=2),
     ]

@@ -132,14 +132,14 @@ def session_options(settings: Settings) -> ort.SessionOptions:
 
 def uses_graphs(settings: Settings, spec: ModelSpec, provider: str) -> bool:
     """Whether pre/post-processing runs as graphs on ``provider`` for ``spec``."""
-    wanted = settings.processing == "graph" or (settings.processing == "auto" and provider != "cpu")
+    wanted = settings.processing == "graph" or (settings.processing == "auto" and PROVIDERS[provider].gpu)
     return wanted and spec.family == "u2net"
 
 
 def uses_batching(settings: Settings, provider: str) -> bool:
-    """Batching pays on accelerators; on a CPU one image already fills every core (measured:
-    ``python -m benchmark --batch``), so ``auto`` leaves it off there."""
-    return settings.batching == "on" or (settings.batching == "auto" and provider != "cpu")
+    """Batching pays on a GPU; on a CPU one image already fills every core (measured:
+    ``python -m benchmark gpu`` on a CPU compares it), so ``auto`` leaves it off there."""
+    return settings.batching == "on" or (settings.batching == "auto" and PROVIDERS[provider].gpu)
 
 
 def _with_batch_dimension(path: Path) -> bytes:

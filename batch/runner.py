@@ -185,11 +185,11 @@ def prepare_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"{out}: cannot create OUT ({exc.strerror or exc})") from None
+        raise InputError(f"{out}: cannot create OUT as {who} ({exc.strerror or exc})") from None
     try:
         fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=TEMP_SUFFIX, dir=out)
     except OSError as exc:
-        raise InputError(f"{out}: OUT is not writable by {who} ({exc.strerror or exc})") from None
+        raise InputError(f"{out}: cannot write into OUT as {who} ({exc.strerror or exc})") from None
     os.close(fd)
     os.unlink(probe)
 

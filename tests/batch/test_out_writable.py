@@ -24,9 +24,7 @@ from tests.conftest import PHOTOS_DIR, ROOT
 def batch(source: Path, out: Path, home: Path, prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "U2NET_HOME": str(home), "REMBG_WEBUI_FETCH_MISSING": "false"}
     command = [sys.executable, "app.py", "batch", str(source), str(out), "--model", "u2netp", "--no-progress"]
-    return subprocess.run(
-        [*(prefix or []), *command], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env
-    )
+    return subprocess.run([*(prefix or []), *command], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
 
 
 @pytest.fixture
@@ -72,5 +70,5 @@ def test_read_only_out(source: Path, tmp_path: Path) -> None:
         result = batch(source, out, tmp_path / "empty-home", prefix)
     finally:
         out.chmod(0o755)
-    assert_one_line(result, out, "OUT is not writable")
+    assert_one_line(result, out, "cannot write into OUT")
     assert list(out.iterdir()) == []  # no report, no probe left behind

@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException
 from core import Engine, ImageTooLarge, InvalidOption, RemovalError, RemovalOptions, UrlRefused, available_providers
 from core.formats import FORMATS
 from core.options import OPTIONS, kind_of, rest_name
+from core.providers import provider_info
 from core.remote import fetch_url
 
 VERSION = "0.1.0"
@@ -281,18 +282,39 @@ def create_router(engine: Engine, users: list[tuple[str, str]], queue_depth: Cal
         message = f"{reason}; POST the file as multipart 'file'"
         return error_response(405, "method_not_allowed", message, {"Allow": allow})
 
-    @router.get("/healthz", tags=["Health"], summary="Liveness and what is loaded")
-    async def healthz(request: Request) -> dict[str, Any]:
+    def problems() -> list[str]:
+        """Why this replica cannot serve its default requests (empty when it can)."""
+        name = settings.default_provider
+        if name in ("cpu", "auto"):
+            return []
+        info = provider_info(name)
+        return [] if info.available else [f"the default provider {name!r} is unavailable: {info.reason}"]
+
+    @router.get(
+        "/healthz",
+        tags=["Health"],
+        summary="Liveness and what is loaded",
+        responses={503: {"description": "degraded: the default provider cannot load (the reason is in problems)"}},
+    )
+    async def healthz(request: Request) -> JSONResponse:
+        # 503 while degraded, so probes and the image's HEALTHCHECK never call a replica
+        # that fails every default request healthy; the reason is shown without a login.
+        found = problems()
+        status = {"status": "degraded", "problems": found} if found else {"status": "ok"}
+        code = 503 if found else 200
         if not auth.allows(request):  # liveness for probes; the details only with a login
-            return {"status": "ok", "version": VERSION}
-        return {
-            "status": "ok",
-            "version": VERSION,
-            "models_loaded": engine.sessions.loaded(),
-            "providers": [p.to_dict() for p in available_providers()],
-            "queue": {"gradio_pending": queue_depth(), "rest_in_flight": counter["in_flight"]},
-            "requests": engine.requests.summary(),
-            "settings": settings.public_dict(),
-        }
+            return JSONResponse({**status, "version": VERSION}, status_code=code)
+        return JSONResponse(
+            {
+                **status,
+                "version": VERSION,
+                "models_loaded": engine.sessions.loaded(),
+                "providers": [p.to_dict() for p in available_providers()],
+                "queue": {"gradio_pending": queue_depth(), "rest_in_flight": counter["in_flight"]},
+                "requests": engine.requests.summary(),
+                "settings": settings.public_dict(),
+            },
+            status_code=code,
+        )
 
     return router

@@ -2,7 +2,8 @@
 
 Exit codes: 0 every input done or skipped; 1 some input failed (listed in
 ``OUT/_report.json``) or an error stopped the run (weights, provider); 2 bad usage
-(missing IN, bad option value, Ray not installed); 130/143 stopped by SIGINT/SIGTERM.
+(missing IN, OUT not writable, bad option value, Ray not installed), checked before
+any model loads; 130/143 stopped by SIGINT/SIGTERM.
 The final summary goes to stdout; logs and the progress bar go to stderr.
 """
 

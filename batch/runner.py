@@ -22,9 +22,11 @@ import dataclasses
 import json
 import logging
 import multiprocessing
+import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Generator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -42,11 +44,11 @@ from base.errors import RemovalError
 from base.providers import GPU_PROVIDERS
 from base.settings import Settings, visible_gpu_count
 from batch import inputs
-from batch.inputs import Item
+from batch.inputs import InputError, Item
 from batch.job import BatchConfig, StopFlag
 from batch.outcome import FAILED, FATAL_CODES, SKIPPED, Outcome, Summary, read_report, write_report
 from batch.ray_runner import execute_on_ray
-from batch.work import Worker, chunk_size, configure_worker_process, sweep_temporaries
+from batch.work import TEMP_SUFFIX, Worker, chunk_size, configure_worker_process, sweep_temporaries
 from core import providers
 from core.options import RemovalOptions
 from models.fetch import ensure_model
@@ -127,7 +129,7 @@ def run_batch(config: BatchConfig) -> BatchResult:
     plan = inputs.plan(config.source, config.out, options.output_format)
     if plan.ignored:
         log.info("left out %d file(s) without an image extension or hidden", plan.ignored)
-    config.out.mkdir(parents=True, exist_ok=True)
+    prepare_out(config.out)
     swept = sweep_temporaries(config.out)
     if swept:
         log.info("removed %d temporary file(s) left by an interrupted run", swept)
@@ -168,6 +170,28 @@ def run_batch(config: BatchConfig) -> BatchResult:
     summary.interrupted = stopper.requested and len(summary.outcomes) < len(plan.items) + len(plan.refused)
     report = write_report(config.out, summary, context, len(plan.items) + len(plan.refused))
     return BatchResult(summary, report, stopper.signum if summary.interrupted else None)
+
+
+def prepare_out(out: Path) -> None:
+    """Create OUT and prove it writable before any model loads, or raise ``InputError``.
+
+    Writing a probe file is the only test that holds everywhere: permission bits
+    say nothing for root, and nothing of read-only mounts or ACLs. Without it a run
+    whose outputs cannot be written processed every image first, then crashed
+    writing the report. The probe has the temporary files' name, so the sweep
+    removes it should the run be killed in between.
+    """
+    who = f"uid {os.getuid()}" if hasattr(os, "getuid") else "this user"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out}: cannot create OUT as {who} ({exc.strerror or exc})") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=TEMP_SUFFIX, dir=out)
+    except OSError as exc:
+        raise InputError(f"{out}: cannot write into OUT as {who} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _context(config: BatchConfig, options: RemovalOptions, kind: str) -> dict[str, Any]:

@@ -8,8 +8,11 @@ CPU: that silent fallback is rembg's most reported GPU complaint.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
+import io
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,8 @@ import onnxruntime as ort
 from base.errors import InvalidOption, ProviderUnavailable
 from base.providers import AUTO_ORDER, PROVIDER_CHOICES, PROVIDERS
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class ProviderInfo:
@@ -29,6 +34,30 @@ class ProviderInfo:
 
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "available": self.available, "reason": self.reason}
+
+
+@functools.cache
+def _preload_cuda_libraries() -> None:
+    """Load the CUDA and cuDNN libraries of the ``nvidia-*`` wheels, where they are installed.
+
+    ``onnxruntime-gpu[cuda,cudnn]`` brings CUDA and cuDNN from the package index, but its
+    provider library has no search path to them: without this, it loads only where the
+    host has the same CUDA major installed (``libcublasLt.so.13: cannot open shared
+    object file``). onnxruntime's own ``preload_dlls`` finds them; it prints what it
+    cannot load, so that goes to the debug log, and the provider check below reports
+    what is still missing. Only the host's driver (``libcuda.so.1``) must come from outside.
+    """
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            preload()
+    except (OSError, RuntimeError) as exc:
+        log.debug("onnxruntime.preload_dlls failed: %s", exc)
+    if printed.getvalue().strip():
+        log.debug("onnxruntime.preload_dlls: %s", printed.getvalue().strip())
 
 
 def _library_error(name: str) -> str | None:
@@ -62,6 +91,8 @@ def provider_info(name: str) -> ProviderInfo:
         return ProviderInfo(
             name, False, f"not in this onnxruntime build (install {facts.package} instead of onnxruntime)"
         )
+    if facts.gpu:
+        _preload_cuda_libraries()
     error = _library_error(name)
     if error:
         return ProviderInfo(name, False, f"onnxruntime cannot load it: {error}")

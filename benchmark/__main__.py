@@ -4,6 +4,7 @@ python -m benchmark [--quick] [--runs N] [--out DIR]    the matrix, a table, JSO
 python -m benchmark cost --json FILE [prices ...]       the cost model over a saved benchmark
 python -m benchmark core                                remove_background vs rembg, side by side
 python -m benchmark roundtrip                           /remove_background vs the obvious Gradio app
+python -m benchmark arena                               onnxruntime's CPU arena on and off: memory and time
 """
 
 from __future__ import annotations
@@ -99,8 +100,12 @@ def main() -> None:
         from benchmark import roundtrip
 
         roundtrip.main(rest)
+    elif command == "arena":
+        from benchmark import arena
+
+        arena.main(rest)
     else:
-        sys.exit(f"python -m benchmark: unknown command {command!r} (matrix, cost, core, roundtrip)")
+        sys.exit(f"python -m benchmark: unknown command {command!r} (matrix, cost, core, roundtrip, arena)")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
 The cache is shared by every request. Inference on one session is bounded by a
 semaphore (``Settings.inference_concurrency``, 1 by default): one inference already
 uses every core, so a second one at once only slows both (``python -m benchmark``'s
-throughput rows show it).
+throughput rows show it). The loaded sessions share a memory budget
+(``Settings.session_memory_mb``): loading one that would exceed it first unloads the
+least recently used. A model or provider that fails to load is remembered
+(``failures``) so that ``/healthz`` can say why.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import numpy as np
 import onnxruntime as ort
 
 from base.cpu import physical_cores
-from base.errors import ProviderUnavailable
+from base.errors import ProviderUnavailable, RemovalError
+from base.memory import rss_bytes
 from base.providers import BY_ORT_NAME, PROVIDERS
 from base.settings import Settings
 from core import providers
@@ -26,6 +30,33 @@ from models.fetch import ensure_model
 from models.registry import ModelSpec, get_spec
 
 log = logging.getLogger(__name__)
+
+#: onnxruntime's CPU memory arena keeps the peak of every run's activations for the session's
+#: life: measured with ``python -m benchmark arena``, u2net held about 500 MiB more with it, for
+#: no reliable gain in speed, so it is off.
+CPU_MEM_ARENA = False
+#: A loaded session's memory, per byte of its weights file, and what every session adds besides:
+#: ``python -m benchmark arena`` shows u2net's 176 MB file about 400 MiB loaded and run. A float16
+#: file is widened to float32 at load (u2net-fp16: 88 MB, the same 400 MiB), which the growth of
+#: the process while the session loads catches where it exceeds this estimate.
+SESSION_BYTES_PER_WEIGHT_BYTE = 2.3
+SESSION_BASE_BYTES = 32 * 2**20
+
+
+def session_bytes(path: Path, grew: int | None = None) -> int:
+    """The memory a session of the weights at ``path`` is counted for in the budget.
+
+    ``grew``: how much the process grew while the session loaded (other requests allocate
+    meanwhile too, so it is only believed up to four times the estimate).
+    """
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0
+    estimate = int(size * SESSION_BYTES_PER_WEIGHT_BYTE) + SESSION_BASE_BYTES
+    if grew is None:
+        return estimate
+    return max(estimate, min(grew, 4 * estimate))
 
 
 @dataclass
@@ -38,6 +69,8 @@ class ModelSession:
     load_ms: float
     _gate: threading.Semaphore = field(repr=False)
     device_id: int = 0  # which GPU, for IO binding on an accelerator
+    #: What the session is counted for in the cache's memory budget (``session_bytes``).
+    memory_bytes: int = 0
 
     @property
     def input_name(self) -> str:
@@ -84,12 +117,14 @@ def session_options(settings: Settings) -> ort.SessionOptions:
     opts.intra_op_num_threads = settings.threads or physical_cores()
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3  # our own errors carry the reasons; keep stderr quiet
+    opts.enable_cpu_mem_arena = CPU_MEM_ARENA
     return opts
 
 
 def create_session(spec: ModelSpec, path: Path, provider: str, settings: Settings) -> ModelSession:
     """Create a session on exactly ``provider``, or raise ``ProviderUnavailable``."""
     started = time.perf_counter()
+    before = rss_bytes()
     try:
         session = ort.InferenceSession(
             str(path),
@@ -108,6 +143,8 @@ def create_session(spec: ModelSpec, path: Path, provider: str, settings: Setting
             "check that the GPU driver and the CUDA/cuDNN libraries match onnxruntime-gpu"
         )
     load_ms = (time.perf_counter() - started) * 1000
+    after = rss_bytes()
+    grew = after - before if after is not None and before is not None else None
     log.info("loaded %s on %s in %.0f ms (active: %s)", spec.name, provider, load_ms, active)
     return ModelSession(
         spec=spec,
@@ -116,17 +153,21 @@ def create_session(spec: ModelSpec, path: Path, provider: str, settings: Setting
         load_ms=load_ms,
         _gate=threading.Semaphore(settings.inference_concurrency),
         device_id=settings.gpu_device,
+        memory_bytes=session_bytes(path, grew),
     )
 
 
 class SessionCache:
-    """Lazily created, shared sessions keyed by (model, provider)."""
+    """Lazily created, shared sessions keyed by (model, provider), within a memory budget."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._sessions: dict[tuple[str, str], ModelSession] = {}
+        self._used: dict[tuple[str, str], float] = {}  # key -> when it was last handed out
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
+        #: (model, provider) -> why it last failed to load; cleared by a later success.
+        self.failures: dict[tuple[str, str], RemovalError] = {}
 
     def get(self, model: str, provider: str) -> ModelSession:
         """The session for ``model`` on ``provider`` (``auto`` = best that loads)."""
@@ -147,20 +188,69 @@ class SessionCache:
         key = (spec.name, provider)
         cached = self._sessions.get(key)
         if cached is not None:
+            self._used[key] = time.monotonic()
             return cached
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:  # one loader per key; others wait and then share its session
             cached = self._sessions.get(key)
             if cached is None:
-                path = ensure_model(spec, self.settings.model_home, fetch_missing=self.settings.fetch_missing)
-                cached = create_session(spec, path, provider, self.settings)
-                self._sessions[key] = cached
+                try:
+                    path = ensure_model(spec, self.settings.model_home, fetch_missing=self.settings.fetch_missing)
+                    self._make_room(session_bytes(path), key)
+                    cached = create_session(spec, path, provider, self.settings)
+                except RemovalError as exc:
+                    self.failures[key] = exc
+                    raise
+                self.failures.pop(key, None)
+                with self._guard:
+                    self._sessions[key] = cached
+            self._used[key] = time.monotonic()
             return cached
+
+    def _make_room(self, needed: int, key: tuple[str, str]) -> None:
+        """Unload the least recently used sessions until ``needed`` more bytes fit the budget.
+
+        A request still running on an unloaded session keeps it alive until it finishes.
+        """
+        budget = self.settings.session_memory_mb * 2**20
+        if not budget:
+            return
+        with self._guard:
+            while self._sessions and sum(s.memory_bytes for s in self._sessions.values()) + needed > budget:
+                oldest = min(self._sessions, key=lambda k: self._used.get(k, 0.0))
+                gone = self._sessions.pop(oldest)
+                self._used.pop(oldest, None)
+                log.info(
+                    "unloaded %s on %s (least recently used) to load %s within --session-memory-mb %d",
+                    oldest[0],
+                    gone.provider,
+                    key[0],
+                    self.settings.session_memory_mb,
+                )
+        if needed > budget:
+            log.warning(
+                "%s alone is counted for %.0f MiB, over --session-memory-mb %d; loading it anyway",
+                key[0],
+                needed / 2**20,
+                self.settings.session_memory_mb,
+            )
+
+    def keys(self) -> list[tuple[str, str]]:
+        """(model, provider) of every loaded session; the provider as asked for."""
+        with self._guard:
+            return list(self._sessions)
 
     def loaded(self) -> list[dict[str, object]]:
         """What is loaded now (for the health endpoint)."""
+        with self._guard:
+            sessions = sorted(self._sessions.items())
         return [
-            {"model": m, "provider": s.provider, "load_ms": round(s.load_ms, 1)}
-            for (m, _), s in sorted(self._sessions.items())
+            {
+                "model": m,
+                "provider": s.provider,
+                "load_ms": round(s.load_ms, 1),
+                "memory_mib": round(s.memory_bytes / 2**20),
+            }
+            for (m, _), s in sessions
         ]

@@ -1,12 +1,16 @@
-"""onnxruntime's CPU memory arena on and off: resident memory and inference time per model.
+"""onnxruntime's CPU memory arena, three ways: resident memory and CPU time per inference.
 
-    python -m benchmark arena [--models u2net u2netp] [--runs 20] [--rounds 2]
+    python -m benchmark arena [--models u2net u2netp] [--runs 8] [--rounds 2]
 
-Each (model, arena) pair runs in its own fresh process, the pairs interleaved round
-after round so that a busy machine slows both alike: the process's RSS after loading
-the session, after the first run and after ``--runs`` runs on a 320x320 input, its
-peak, and the median time per run. ``core.sessions`` keeps the setting that wins
-(``CPU_MEM_ARENA``); rerun this on a quiet machine before changing it.
+Each way runs in its own fresh process, the ways interleaved round after round so that a
+busy machine slows them alike. A process loads every model of ``--models`` (as a server
+serving them all does), runs each ``--runs`` times on one 320x320 image and then once on
+a batch of 6 where a model takes batches, and reports its RSS after loading, after the
+single runs and after the batch, and the median CPU time and page faults of a run. The
+ways (``core.sessions.CPU_ARENA``): ``shared``, one arena for the process that gives back
+what a larger run took; ``session``, onnxruntime's default arena per session; ``off``.
+CPU time rather than wall time: it is what a run costs the machine, and less noisy where
+other work shares the cores.
 """
 
 from __future__ import annotations
@@ -19,47 +23,53 @@ import sys
 from typing import Any
 
 _CHILD = """
-import json, sys, time
+import json, resource, sys
 import numpy as np, onnxruntime as ort
 from base.settings import load_settings
-from core.sessions import session_options
+from core import sessions
 from models.fetch import ensure_model
 from models.registry import get_spec
 
-def status(key):
+def rss():
     for line in open("/proc/self/status"):
-        if line.startswith(key):
+        if line.startswith("VmRSS:"):
             return int(line.split()[1]) // 1024
 
-model, arena, runs = sys.argv[1], sys.argv[2] == "on", int(sys.argv[3])
+mode, runs, models = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+sessions.CPU_ARENA = mode
 settings = load_settings([])
-path = ensure_model(get_spec(model), settings.model_home, fetch_missing=False, progress=False)
-before = status("VmRSS:")
-options = session_options(settings)
-options.enable_cpu_mem_arena = arena
-session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-loaded = status("VmRSS:")
-shape = [d if isinstance(d, int) else 1 for d in session.get_inputs()[0].shape]
-x = np.random.default_rng(0).random(shape, dtype=np.float32)
-feed, out = {session.get_inputs()[0].name: x}, [session.get_outputs()[0].name]
-session.run(out, feed)
-first = status("VmRSS:")
-times = []
+before = rss()
+loaded = {}
+for model in models:
+    path = ensure_model(get_spec(model), settings.model_home, fetch_missing=False, progress=False)
+    loaded[model] = ort.InferenceSession(str(path), sess_options=sessions.session_options(settings),
+                                         providers=["CPUExecutionProvider"])
+after_load = rss()
+x = np.random.default_rng(0).random((1, 3, 320, 320), dtype=np.float32)
+cpu, faults = {m: [] for m in models}, {m: [] for m in models}
 for _ in range(runs):
-    t = time.perf_counter()
-    session.run(out, feed)
-    times.append((time.perf_counter() - t) * 1000)
-print(json.dumps({"load_mib": loaded - before, "after_first_mib": first, "after_runs_mib": status("VmRSS:"),
-                  "peak_mib": status("VmHWM:"), "times_ms": times}))
+    for model, session in loaded.items():
+        feed, out = {session.get_inputs()[0].name: x}, [session.get_outputs()[0].name]
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        session.run(out, feed)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu[model].append((r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) * 1000)
+        faults[model].append(r1.ru_minflt - r0.ru_minflt)
+after_runs = rss()
+for model, session in loaded.items():
+    if not isinstance(session.get_inputs()[0].shape[0], int):
+        batch = np.concatenate([x] * 6)
+        options = sessions._shrink_after() if mode == "shared" else None  # as ModelSession.run does
+        session.run([session.get_outputs()[0].name], {session.get_inputs()[0].name: batch}, options)
+print(json.dumps({"load_mib": after_load - before, "after_runs_mib": after_runs, "after_batch_mib": rss(),
+                  "cpu_ms": cpu, "faults": faults}))
 """
+MODES = ("shared", "session", "off")
 
 
-def measure(model: str, arena: bool, runs: int) -> dict[str, Any]:
+def measure(mode: str, runs: int, models: list[str]) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, model, "on" if arena else "off", str(runs)],
-        capture_output=True,
-        text=True,
-        check=True,
+        [sys.executable, "-c", _CHILD, mode, str(runs), *models], capture_output=True, text=True, check=True
     )
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -67,27 +77,26 @@ def measure(model: str, arena: bool, runs: int) -> dict[str, Any]:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmark arena", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["u2net", "u2netp"])
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--models", nargs="+", default=["u2net", "u2netp", "u2net-dynamic"])
+    parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
-    results: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+    results: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
     for _ in range(args.rounds):
-        for model in args.models:
-            for arena in (True, False):
-                results.setdefault((model, arena), []).append(measure(model, arena, args.runs))
-    print("| model | arena | RSS after load | after 1st run | after runs | peak | median ms/run |")
-    print("|---|---|---|---|---|---|---|")
-    for (model, arena), rounds in results.items():
-        times = [t for r in rounds for t in r["times_ms"]]
-
-        def mib(key: str, rounds: list[dict[str, Any]] = rounds) -> str:
-            return f"{max(r[key] for r in rounds)} MiB"
-
+        for mode in MODES:
+            results[mode].append(measure(mode, args.runs, args.models))
+    header = " | ".join(f"{m} CPU ms/run" for m in args.models)
+    print(f"| arena | RSS after loading {', '.join(args.models)} | after the runs | after a batch of 6 | {header} |")
+    print("|---|---|---|---|" + "---|" * len(args.models))
+    for mode, rounds in results.items():
+        cpu = " | ".join(
+            f"{statistics.median(t for r in rounds for t in r['cpu_ms'][m]):.0f} "
+            f"({statistics.median(f for r in rounds for f in r['faults'][m]):.0f} faults)"
+            for m in args.models
+        )
         print(
-            f"| {model} | {'on' if arena else 'off'} | +{max(r['load_mib'] for r in rounds)} MiB | "
-            f"{mib('after_first_mib')} | {mib('after_runs_mib')} | {mib('peak_mib')} | "
-            f"{statistics.median(times):.0f} |"
+            f"| {mode} | +{max(r['load_mib'] for r in rounds)} MiB | {max(r['after_runs_mib'] for r in rounds)} MiB | "
+            f"{max(r['after_batch_mib'] for r in rounds)} MiB | {cpu} |"
         )
 
 

@@ -11,6 +11,7 @@ least recently used. A model or provider that fails to load is remembered
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -31,10 +32,31 @@ from models.registry import ModelSpec, get_spec
 
 log = logging.getLogger(__name__)
 
-#: onnxruntime's CPU memory arena keeps the peak of every run's activations for the session's
-#: life: measured with ``python -m benchmark arena``, u2net held about 500 MiB more with it, for
-#: no reliable gain in speed, so it is off.
-CPU_MEM_ARENA = False
+#: Where a run's activations live on the CPU (``python -m benchmark arena`` measures the choices):
+#: ``shared``: one onnxruntime arena for every session of the process, so it holds the largest
+#: single run's activations once, however many models are loaded; a run larger than
+#: ``ARENA_KEEPS_INPUT_BYTES`` (a batch, a 1024-pixel model) gives its memory back after it.
+#: ``session``: onnxruntime's default, one arena per session, each keeping its largest run for
+#: good (a batch of 8 on u2net-dynamic pinned 2.3 GB). ``off``: no arena; the least memory, but
+#: every run faults its activations in afresh (64,000 page faults a u2netp run), about a fifth
+#: more CPU time per inference.
+CPU_ARENA = "shared"
+#: The input a run may have for the shared arena to keep what it allocated: one 320x320 image.
+ARENA_KEEPS_INPUT_BYTES = 3 * 320 * 320 * 4
+
+
+@functools.cache
+def _shared_cpu_arena() -> None:
+    """Register the process's one CPU arena with onnxruntime's environment (before any session uses it)."""
+    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    # max_mem 0 (onnxruntime's default), kSameAsRequested (1): grow by what a run asks, not by doubling.
+    ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, 1, -1, -1))
+
+
+def _shrink_after() -> ort.RunOptions:
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
 #: A loaded session's memory, per byte of its weights file, and what every session adds besides:
 #: ``python -m benchmark arena`` shows u2net's 176 MB file about 400 MiB loaded and run. A float16
 #: file is widened to float32 at load (u2net-fp16: 88 MB, the same 400 MiB), which the growth of
@@ -93,7 +115,9 @@ class ModelSession:
         """
         with self._gate:
             if self.provider == "cpu":
-                return np.asarray(self.session.run([self.output_name], {self.input_name: batch})[0])
+                # A run larger than the shared arena keeps would otherwise stay resident for good.
+                options = _shrink_after() if batch.nbytes > ARENA_KEEPS_INPUT_BYTES else None
+                return np.asarray(self.session.run([self.output_name], {self.input_name: batch}, options)[0])
             return run_bound(self.session, batch, device=PROVIDERS[self.provider].device, device_id=self.device_id)
 
 
@@ -117,7 +141,10 @@ def session_options(settings: Settings) -> ort.SessionOptions:
     opts.intra_op_num_threads = settings.threads or physical_cores()
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3  # our own errors carry the reasons; keep stderr quiet
-    opts.enable_cpu_mem_arena = CPU_MEM_ARENA
+    opts.enable_cpu_mem_arena = CPU_ARENA != "off"
+    if CPU_ARENA == "shared":
+        _shared_cpu_arena()
+        opts.add_session_config_entry("session.use_env_allocators", "1")
     return opts
 
 

@@ -74,7 +74,13 @@ LOGIN_PATHS = frozenset({"/login", "/login/"})
 _GRADIO_JOB_PREFIXES = ("/gradio_api/call/", "/gradio_api/run/", "/gradio_api/api/")
 #: Long-lived streams that end by themselves once their events are done; a drain waits for the
 #: events (``pending_jobs``), not for these.
-_STREAMS = ("/gradio_api/queue/data", "/gradio_api/heartbeat/", "/gradio_api/upload_progress", "/gradio_api/dev/")
+_STREAMS = (
+    "/gradio_api/queue/data",
+    "/gradio_api/heartbeat/",
+    "/gradio_api/upload_progress",
+    "/gradio_api/dev/",
+    "/gradio_api/mcp/",
+)
 #: Failed logins are counted over this window.
 LOGIN_WINDOW_S = 60.0
 #: Addresses remembered at most (oldest forgotten first), so that the limiter's memory is bounded.

@@ -57,6 +57,8 @@ def _shrink_after() -> ort.RunOptions:
     options = ort.RunOptions()
     options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
     return options
+
+
 #: A loaded session's memory, per byte of its weights file, and what every session adds besides:
 #: ``python -m benchmark arena`` shows u2net's 176 MB file about 400 MiB loaded and run. A float16
 #: file is widened to float32 at load (u2net-fp16: 88 MB, the same 400 MiB), which the growth of

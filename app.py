@@ -13,10 +13,14 @@ loading Gradio and ``serve`` does not pay for Ray.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +33,8 @@ from core.options import add_option_arguments, options_from_args
 
 if TYPE_CHECKING:
     import gradio as gr
+
+    from api.guard import GuardState
 
 log = logging.getLogger("app")
 
@@ -88,15 +94,28 @@ def queue_depth(demo: gr.Blocks) -> int:
     return sum(len(getattr(q, "queue", [])) for q in pending.values())
 
 
-def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any]]:
-    """The WebUI, the Gradio API and the REST API on one engine: the Blocks (queued) and ``launch()``'s arguments.
+def pending_jobs(demo: gr.Blocks) -> int:
+    """Gradio jobs waiting, running, or finished but not yet delivered to their client."""
+    queue = getattr(demo, "_queue", None)
+    if queue is None:
+        return 0
+    running = sum(len(job) for job in getattr(queue, "active_jobs", []) if job)
+    undelivered = sum(len(ids) for ids in getattr(queue, "pending_event_ids_session", {}).values())
+    return queue_depth(demo) + running + undelivered
 
-    The REST routes are handed to Gradio's own FastAPI app (``app_kwargs``) so that
-    ``launch()`` keeps working with ``--share``; Gradio's queue is bounded and closed
+
+def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState]:
+    """The WebUI, the Gradio API and the REST API on one engine: the Blocks (queued), ``launch()``'s
+    arguments and the state of the guard every request passes (``api.guard``).
+
+    The REST routes and the guard are handed to Gradio's own FastAPI app (``app_kwargs``) so
+    that ``launch()`` keeps working with ``--share``; Gradio's queue is bounded and closed
     to direct REST calls (``api_open=False``), so every Gradio call goes through it.
     """
     import gradio as gr
+    from starlette.middleware import Middleware
 
+    from api.guard import Guard, guard_state, internal_events
     from api.rest import create_router
     from ui import build_ui
 
@@ -104,7 +123,16 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any]]:
     users = auth_users(settings.auth)
     demo = build_ui(settings, engine)
     demo.queue(max_size=settings.queue_size, api_open=False, default_concurrency_limit=1)
-    router = create_router(engine, users, lambda: queue_depth(demo))
+    guard = guard_state(
+        users, settings.max_upload_bytes, settings.max_batch_bytes, settings.read_timeout_s, settings.max_failed_logins
+    )
+    guard.internal_fns, guard.internal_names = internal_events(
+        (fn._id, fn.api_name, fn.api_visibility) for fn in demo.fns.values()
+    )
+    router = create_router(engine, users, lambda: queue_depth(demo), lambda: guard.draining)
+    # The default model loads in the background: the first request does not wait for it, and
+    # /healthz knows at once whether it can load.
+    threading.Thread(target=engine.warm, name="warm-up", daemon=True).start()
     launch_kwargs: dict[str, Any] = {
         "server_name": settings.host,
         "server_port": settings.port,
@@ -115,31 +143,134 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any]]:
         "theme": gr.themes.Soft(),
         "css": CSS,
         "show_error": True,  # gr.Error messages only: handlers never let other exceptions through
-        "app_kwargs": {"routes": router.routes},
+        "app_kwargs": {"routes": router.routes, "middleware": [Middleware(Guard, state=guard)]},
         "footer_links": ["api", "gradio", "settings"],
     }
-    return demo, launch_kwargs
+    return demo, launch_kwargs, guard
+
+
+#: Loose ``tmp*`` files in Gradio's upload folder not written for this long are uploads that
+#: were cut off (Gradio renames a finished upload into the cache); the folder may be shared
+#: with other Gradio apps, whose uploads in progress are younger.
+STRAY_UPLOAD_AGE_S = 600.0
+SWEEP_EVERY_S = 3600.0
+#: After the last job is delivered, how long no request may arrive before the process exits
+#: (a client fetches its result file right after the result).
+DRAIN_QUIET_S = 1.0
+
+
+def sweep_stray_uploads(folder: Path, older_than_s: float = STRAY_UPLOAD_AGE_S) -> int:
+    """Delete loose ``tmp*`` files in Gradio's upload folder not written for ``older_than_s``; how many."""
+    removed = 0
+    cutoff = time.time() - older_than_s
+    try:
+        candidates = list(folder.glob("tmp*"))
+    except OSError:
+        return 0
+    for path in candidates:
+        try:
+            if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue  # gone already, or not ours to delete
+    if removed:
+        log.info("removed %d cut-off upload file(s) from %s", removed, folder)
+    return removed
+
+
+def _sweep_forever(folder: Path, stop: threading.Event) -> None:
+    while not stop.wait(SWEEP_EVERY_S):
+        sweep_stray_uploads(folder)
+
+
+def drain(demo: gr.Blocks, guard: GuardState, timeout_s: float) -> bool:
+    """Refuse new work; wait until every admitted job, queued or running, has finished and been
+    delivered, and no request came for ``DRAIN_QUIET_S``. False when ``timeout_s`` ran out first."""
+    guard.draining = True
+    deadline = time.monotonic() + timeout_s
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        if pending_jobs(demo) == 0 and guard.active == 0:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= DRAIN_QUIET_S:
+                return True
+        else:
+            quiet_since = None
+        time.sleep(0.05)
+    return False
+
+
+@contextlib.contextmanager
+def uvicorn_options(**options: Any) -> Iterator[None]:
+    """While Gradio's ``launch()`` runs, its ``uvicorn.Config`` gets ``options`` too.
+
+    Gradio builds the Config inside ``launch()`` and passes none of these through; the one
+    name its server module looks up there is replaced for the call, and put back after.
+    """
+    import gradio.http_server as http_server
+    import uvicorn
+
+    real = http_server.uvicorn
+
+    class Uvicorn:
+        Config = functools.partial(uvicorn.Config, **options)
+        Server = uvicorn.Server
+
+    http_server.uvicorn = Uvicorn  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        http_server.uvicorn = real
 
 
 def serve(argv: Sequence[str]) -> int:
+    """Serve until SIGTERM or Ctrl-C; then drain (``drain``) and exit 0. A second signal exits at once."""
+    import gradio.utils
+
+    from api.guard import guarded_protocol
+
     settings = load_settings(argv, parser=build_parser(description=__doc__.split("\n\n")[0]))
     configure_process(settings)
-    demo, launch_kwargs = create(settings)
+    demo, launch_kwargs, guard = create(settings)
     if settings.share and not settings.auth:
         log.warning("--share without --auth: anyone with the public link can use this machine")
     log.info("serving on http://%s:%d (REST: /api/remove, health: /healthz)", settings.host, settings.port)
-    # SIGTERM (docker stop, systemd) takes the same path as Ctrl-C: Gradio closes the
-    # server, uvicorn lets in-flight requests finish, and the process exits 0.
-    signal.signal(signal.SIGTERM, _interrupt)
+    uploads = Path(gradio.utils.get_upload_folder())
+    sweep_stray_uploads(uploads)
+    stopping = threading.Event()
+    threading.Thread(target=_sweep_forever, args=(uploads, stopping), name="sweep", daemon=True).start()
+    signals: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        signals.append(signum)
+        if len(signals) > 1:
+            raise KeyboardInterrupt  # asked twice: stop now
+        stopping.set()
+
+    # SIGTERM (docker stop, systemd) and Ctrl-C alike: new work is refused, admitted jobs finish
+    # (REST and Gradio's queue, up to --shutdown-timeout-s), then the server closes and exits 0.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with uvicorn_options(
+        http=guarded_protocol(settings.read_timeout_s),
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=16 * 1024,
+    ):
+        demo.launch(prevent_thread_lock=True, **launch_kwargs)
     try:
-        demo.launch(**launch_kwargs)
+        while not stopping.wait(0.5):
+            pass
+        log.info("shutting down: new work is refused; waiting up to %d s for jobs", settings.shutdown_timeout_s)
+        if drain(demo, guard, settings.shutdown_timeout_s):
+            log.info("every job finished; closing")
+        else:
+            log.warning("jobs still running after --shutdown-timeout-s %d; closing anyway", settings.shutdown_timeout_s)
     except KeyboardInterrupt:
-        pass
+        log.warning("asked again: closing without waiting for the jobs still running")
+    finally:
+        demo.close()
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -56,10 +56,10 @@ def healthy(url: str, timeout: str) -> None:
 
 def degraded(url: str, timeout: str, word: str) -> None:
     status, body, _ = health(url, float(timeout))
-    problems = " ".join(str(p) for p in body.get("problems", []))  # type: ignore[attr-defined]
-    if status != 503 or body.get("status") != "degraded" or "cuda" not in problems or word not in problems:
+    reasons = " ".join(str(r) for r in body.get("reasons", []))  # type: ignore[attr-defined]
+    if status != 503 or body.get("status") != "degraded" or "cuda" not in reasons or word not in reasons:
         fail(f"/healthz answered {status} {body}, expected 503 degraded naming cuda and {word!r}")
-    print(problems)
+    print(reasons)
 
 
 def cutout(url: str, photo: str) -> None:

@@ -4,19 +4,17 @@ The option fields are generated from ``core.options.OPTIONS`` (rembg's short nam
 ``a``, ``af``, ``om``...), the same for the POST form and the GET query string, and
 parsed by the engine's one parser, so that every error, a missing file field
 included, leaves in one JSON shape:
-``{"error": {"code": "...", "message": "..."}}`` with 400/401/413/415/503.
+``{"error": {"code": "...", "message": "..."}}`` with 400/401/413/415/422/429/503.
+What happens before a route reads the body (the login, the byte limit, timeouts,
+shutdown) is ``api.guard``'s.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import inspect
 import json
 import logging
-import secrets
 import threading
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -27,16 +25,21 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from api.guard import ANSWERED, REQUEST_ID, BasicAuth, request_id
 from core import Engine, ImageTooLarge, InvalidOption, RemovalError, RemovalOptions, UrlRefused, available_providers
 from core.formats import FORMATS
-from core.options import OPTIONS, kind_of, rest_name
-from core.providers import provider_info
+from core.options import OPTIONS, QUOTE_CHARS, kind_of, rest_name
 from core.remote import fetch_url
 
 VERSION = "0.1.0"
 log = logging.getLogger(__name__)
 #: The image types an answer may carry, for the OpenAPI description.
 IMAGE_CONTENT = {f.media_type: {} for f in FORMATS.values()}
+
+
+def _cut(text: str, limit: int = QUOTE_CHARS) -> str:
+    """At most ``limit`` characters of a message that may carry the client's own input."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -61,30 +64,25 @@ class ErrorShapeRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def shaped(request: Request) -> Response:
-            rid = request_id()
+            rid = request.scope.get(REQUEST_ID) or request_id()
             try:
                 response = await handler(request)
             except RequestValidationError as exc:
                 where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors())
-                response = error_response(400, "invalid_request", f"the request is malformed ({where or 'body'})")
+                response = error_response(400, "invalid_request", f"the request is malformed ({_cut(where or 'body')})")
             except HTTPException as exc:
-                response = error_response(exc.status_code, "invalid_request", str(exc.detail))
+                response = error_response(exc.status_code, "invalid_request", _cut(str(exc.detail)))
             except Exception:
                 # A bug, not bad input: logged once with its id, answered in the one shape.
                 log.exception("request %s: %s %s failed", rid, request.method, request.url.path)
                 message = f"something went wrong on the server; it has been logged as request {rid}"
                 response = error_response(500, "internal_error", message)
             response.headers["X-Request-Id"] = rid
-            if response.status_code >= 400 and response.status_code != 500:
+            if response.status_code >= 400 and response.status_code != 500 and not request.scope.get(ANSWERED):
                 log.info("request %s: %s %s -> %s", rid, request.method, request.url.path, response.status_code)
             return response
 
         return shaped
-
-
-def request_id() -> str:
-    """A short random id, returned as ``X-Request-Id`` and written in the log lines of the request."""
-    return uuid.uuid4().hex[:12]
 
 
 def option_parameters(source: Any, files: bool) -> list[inspect.Parameter]:
@@ -114,37 +112,25 @@ def with_parameters(fn: Callable[..., Any], params: list[inspect.Parameter]) -> 
     return fn
 
 
-class BasicAuth:
-    """HTTP Basic credentials for the REST routes (Gradio's own login covers the UI)."""
-
-    def __init__(self, users: list[tuple[str, str]]) -> None:
-        self.users = users
-
-    def allows(self, request: Request) -> bool:
-        if not self.users:
-            return True
-        header = request.headers.get("authorization", "")
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            user, _, password = base64.b64decode(encoded).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        # compare every pair in full, so timing does not reveal which part was wrong
-        return any(secrets.compare_digest(user, u) & secrets.compare_digest(password, p) for u, p in self.users)
-
-
 class MissingFile(RemovalError):
     """A multipart request without its ``file`` field."""
 
     code = "invalid_request"
 
 
-def create_router(engine: Engine, users: list[tuple[str, str]], queue_depth: Callable[[], int]) -> APIRouter:
-    """The REST routes over ``engine``; ``users`` empty means no login."""
+def create_router(
+    engine: Engine,
+    users: list[tuple[str, str]],
+    queue_depth: Callable[[], int],
+    draining: Callable[[], bool] = lambda: False,
+) -> APIRouter:
+    """The REST routes over ``engine``; ``users`` empty means no login; ``draining``: shutting down."""
     settings = engine.settings
     auth = BasicAuth(users)
+
+    def allows(request: Request) -> bool:
+        return auth.verdict(request.headers.get("authorization", "")) == "ok"
+
     in_flight = threading.BoundedSemaphore(settings.queue_size)
     counter = {"in_flight": 0}
     router = APIRouter(route_class=ErrorShapeRoute)
@@ -204,7 +190,7 @@ def create_router(engine: Engine, users: list[tuple[str, str]], queue_depth: Cal
 
     async def serve(request: Request, read: Callable[[], Awaitable[bytes]], fields: dict[str, Any]) -> Response:
         """Auth, the in-flight bound, the image from ``read``, the REST fields as options, the answer."""
-        if not auth.allows(request):
+        if not allows(request):
             return error_response(401, "unauthorized", "login required", {"WWW-Authenticate": 'Basic realm="rembg"'})
         if not in_flight.acquire(blocking=False):
             return error_response(503, "busy", "the server is busy; retry shortly", {"Retry-After": "1"})
@@ -282,31 +268,27 @@ def create_router(engine: Engine, users: list[tuple[str, str]], queue_depth: Cal
         message = f"{reason}; POST the file as multipart 'file'"
         return error_response(405, "method_not_allowed", message, {"Allow": allow})
 
-    def problems() -> list[str]:
-        """Why this replica cannot serve its default requests (empty when it can)."""
-        name = settings.default_provider
-        if name in ("cpu", "auto"):
-            return []
-        info = provider_info(name)
-        return [] if info.available else [f"the default provider {name!r} is unavailable: {info.reason}"]
-
     @router.get(
         "/healthz",
         tags=["Health"],
-        summary="Liveness and what is loaded",
-        responses={503: {"description": "degraded: the default provider cannot load (the reason is in problems)"}},
+        summary="Liveness, health and what is loaded",
+        responses={503: {"description": "degraded or draining: the reasons are in the body"}},
     )
     async def healthz(request: Request) -> JSONResponse:
-        # 503 while degraded, so probes and the image's HEALTHCHECK never call a replica
-        # that fails every default request healthy; the reason is shown without a login.
-        found = problems()
-        status = {"status": "degraded", "problems": found} if found else {"status": "ok"}
-        code = 503 if found else 200
-        if not auth.allows(request):  # liveness for probes; the details only with a login
-            return JSONResponse({**status, "version": VERSION}, status_code=code)
+        """``status``: ``ok``; ``degraded`` while requests that name no model or provider cannot be served
+        (``reasons`` says why; the server still answers the others); ``draining`` while it shuts down.
+        200 when ``ok``, else 503, so probes and the image's HEALTHCHECK take a replica that fails
+        every default request out of rotation. Without a login (where one is set), only ``status``
+        and ``version``."""
+        reasons = await run_in_threadpool(engine.health)
+        status = "draining" if draining() else "degraded" if reasons else "ok"
+        code = 200 if status == "ok" else 503
+        if not allows(request):  # liveness for probes; the details only with a login
+            return JSONResponse({"status": status, "version": VERSION}, status_code=code)
         return JSONResponse(
             {
-                **status,
+                "status": status,
+                "reasons": reasons,
                 "version": VERSION,
                 "models_loaded": engine.sessions.loaded(),
                 "providers": [p.to_dict() for p in available_providers()],

@@ -43,6 +43,14 @@ class ImageTooLarge(RemovalError):
     http_status = 413
 
 
+class ImageTooComplex(RemovalError):
+    """The input is within the byte and pixel limits but would cost too much to decode or process:
+    more progressive-JPEG scans than allowed, or decoding past its CPU-time budget."""
+
+    code = "image_too_complex"
+    http_status = 422
+
+
 class InvalidOption(RemovalError):
     """An option has a bad value; the message names the option and why."""
 

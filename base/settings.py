@@ -73,8 +73,23 @@ class Settings:
         "GPU convolution precision: fp32 (masks equal the CPU's) or tf32 (faster, masks differ).",
         choices=("fp32", "tf32"),
     )
-    max_upload_bytes: int = _setting(32 * 1024 * 1024, "Largest accepted input, in bytes.")
-    max_pixels: int = _setting(40_000_000, "Largest accepted input, width x height.")
+    max_upload_bytes: int = _setting(
+        32 * 1024 * 1024,
+        "Largest accepted input, in bytes; a request body may be this plus 64 KiB of form framing and fields.",
+    )
+    max_batch_bytes: int = _setting(
+        256 * 1024 * 1024, "Largest Gradio upload request, in bytes (the WebUI sends a gallery's files in one)."
+    )
+    max_pixels: int = _setting(40_000_000, "Largest accepted input, width x height (and at most 65,535 per side).")
+    decode_budget_s: float = _setting(
+        5.0, "CPU seconds one image may take to decode before it is refused as image_too_complex."
+    )
+    matting_max_pixels: int = _setting(
+        1_000_000, "Alpha matting runs on at most this many pixels; a larger image is matted smaller, then upsampled."
+    )
+    session_memory_mb: int = _setting(
+        1024, "Memory for loaded model sessions, MiB; the least recently used are unloaded to stay under it (0: none)."
+    )
     allow_url_input: bool = _setting(
         False, "Let GET /api/remove?url= fetch images by URL (public http/https hosts only; SSRF-guarded)."
     )
@@ -83,6 +98,15 @@ class Settings:
     share: bool = _setting(False, "Create a public Gradio share link.")
     auth: str | None = _setting(None, "user:password, or a file with one user:password per line, to require a login.")
     queue_size: int = _setting(32, "Requests waiting in Gradio's queue before new ones are refused.")
+    shutdown_timeout_s: int = _setting(
+        60, "On SIGTERM, seconds that running and queued jobs get to finish (new ones are refused) before exit."
+    )
+    read_timeout_s: int = _setting(
+        30, "Seconds a client may take to send a request's headers, or pause while sending its body."
+    )
+    max_failed_logins: int = _setting(
+        10, "Failed logins per client address per minute (REST and WebUI); more are refused with 429."
+    )
     mcp: bool = _setting(False, "Also serve the endpoints as MCP tools.")
     benchmark_tab: bool = _setting(True, "Show the WebUI's Benchmark tab (it runs the benchmark on this machine).")
     log_level: str = _setting("info", "Logging level.", choices=LOG_LEVELS)
@@ -126,6 +150,11 @@ def _convert(f: dataclasses.Field[Any], raw: str, source: str) -> Any:
             raise ValueError(raw)
         if kind == "int":
             return int(raw)
+        if kind == "float":
+            value = float(raw)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError(raw)
+            return value
         if kind == "Path":
             return Path(raw).expanduser()
         return raw
@@ -150,9 +179,24 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"--max-batch: choose one of {', '.join(map(str, BATCH_SIZES))}")
     if not 0 <= s.batch_window_ms <= 100 or s.gpu_memory_mb < 0:
         raise SettingsError("--batch-window-ms: 0 to 100; --gpu-memory-mb: 0 or more")
-    for name in ("max_upload_bytes", "max_pixels", "queue_size", "inference_concurrency"):
+    for name in (
+        "max_upload_bytes",
+        "max_batch_bytes",
+        "max_pixels",
+        "matting_max_pixels",
+        "queue_size",
+        "inference_concurrency",
+        "read_timeout_s",
+        "max_failed_logins",
+    ):
         if getattr(s, name) < 1:
             raise SettingsError(f"--{name.replace('_', '-')}: must be at least 1")
+    for name in ("decode_budget_s",):
+        if not getattr(s, name) > 0:
+            raise SettingsError(f"--{name.replace('_', '-')}: must be more than 0")
+    for name in ("session_memory_mb", "shutdown_timeout_s"):
+        if getattr(s, name) < 0:
+            raise SettingsError(f"--{name.replace('_', '-')}: must be 0 or more")
     if s.threads < 0:
         raise SettingsError("--threads: must be 0 (auto) or more")
     if s.gpu_device < 0:

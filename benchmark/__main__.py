@@ -6,6 +6,7 @@ python -m benchmark core                                remove_background vs rem
 python -m benchmark roundtrip                           /remove_background vs the obvious Gradio app
 python -m benchmark scaling                             do the CPU stages use every core? (stand-in model)
 python -m benchmark gpu                                 how much of the accelerator is used (runs on a CPU too)
+python -m benchmark arena                               onnxruntime's CPU arena on and off: memory and time
 """
 
 from __future__ import annotations
@@ -119,8 +120,14 @@ def main() -> None:
         from benchmark import gpu
 
         gpu.main(rest)
+    elif command == "arena":
+        from benchmark import arena
+
+        arena.main(rest)
     else:
-        sys.exit(f"python -m benchmark: unknown command {command!r} (matrix, cost, core, roundtrip, scaling, gpu)")
+        sys.exit(
+            f"python -m benchmark: unknown command {command!r} (matrix, cost, core, roundtrip, scaling, gpu, arena)"
+        )
 
 
 if __name__ == "__main__":

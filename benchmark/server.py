@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ def free_port() -> int:
 
 
 def launch_server(tmp: Path, *flags: str, env: dict[str, str] | None = None, timeout: float = 120) -> Server:
-    """Start the app with ``flags`` and wait until ``/healthz`` answers (or the process dies)."""
+    """Start the app with ``flags`` and wait until ``/healthz`` answers, 200 or 503 (or the process dies)."""
     port = free_port()
     log_path = tmp / f"server-{port}.log"
     log_file = log_path.open("w")
@@ -54,6 +55,10 @@ def launch_server(tmp: Path, *flags: str, env: dict[str, str] | None = None, tim
             with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
                 if response.status == 200:
                     return Server(url, process, log_path)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 503:  # serving, but degraded or draining: the caller reads why
+                return Server(url, process, log_path)
+            time.sleep(0.3)
         except OSError:
             time.sleep(0.3)
     process.kill()

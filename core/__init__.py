@@ -11,6 +11,7 @@ re-exported here for callers of the engine.
 from __future__ import annotations
 
 from base.errors import (
+    ImageTooComplex,
     ImageTooLarge,
     InvalidImage,
     InvalidOption,
@@ -28,6 +29,7 @@ from core.providers import available_providers
 
 __all__ = [
     "Engine",
+    "ImageTooComplex",
     "ImageTooLarge",
     "InvalidImage",
     "InvalidOption",

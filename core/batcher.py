@@ -54,6 +54,8 @@ class Batcher:
         self.window_s = window_s
         self.stats = BatchStats()
         self._inbox: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._closed = False
+        self._closing = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -69,14 +71,24 @@ class Batcher:
     def submit_many(self, tensors: Sequence[np.ndarray]) -> list[tuple[np.ndarray, int]]:
         """``submit`` for several inputs at once (they may share a batch, or several)."""
         futures: list[Future[tuple[np.ndarray, int]]] = []
-        for tensor in tensors:
-            future: Future[tuple[np.ndarray, int]] = Future()
-            self._inbox.put((tensor, future))
-            futures.append(future)
+        with self._closing:
+            if not self._closed:
+                for tensor in tensors:
+                    future: Future[tuple[np.ndarray, int]] = Future()
+                    self._inbox.put((tensor, future))
+                    futures.append(future)
+        if not futures and tensors:
+            # Closed (the cache unloaded the session while this request held it): run alone.
+            return [(self.run(tensor), 1) for tensor in tensors]
         return [future.result() for future in futures]
 
     def close(self) -> None:
-        self._inbox.put(None)
+        """Stop the thread once the inputs already waiting have run; later ones run alone."""
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
+            self._inbox.put(None)
         self._thread.join(timeout=10)
 
     def padded_size(self, count: int) -> int:

@@ -2,23 +2,31 @@
 
 Inputs are identified by content, never by file name or declared type. Byte size
 and pixel count are checked against the limits from the header, before any pixel
-is decoded, so a 60000x60000 PNG header is refused without allocating it.
+is decoded, so a 60000x60000 PNG header is refused without allocating it. The work
+a header can ask for is bounded before it starts: progressive-JPEG scans are
+counted (``MAX_JPEG_SCANS``), a TIFF tile must fit the pixel limit, a body too
+short for the size its header declares is refused as truncated, and only the first
+frame of a multi-page file is ever looked at. What is left runs under a CPU-time
+budget (``Limits.budget_s``), checked at every read Pillow makes and between steps.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
+import re
 import struct
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from base.errors import ImageTooLarge, InvalidImage, UnsupportedFormat
+from base.errors import ImageTooComplex, ImageTooLarge, InvalidImage, UnsupportedFormat
 
 #: Formats we decode (Pillow names). GIF and WebP animations use their first frame.
 SUPPORTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
@@ -36,10 +44,27 @@ _KNOWN_OTHER = (
 )
 
 
+#: Longest side accepted (JPEG's own ceiling is 65,500). Pillow works row by row, so a tall sliver
+#: within the pixel limit (1x40,000,000) would take minutes in every step; none of our encoders but
+#: PNG can even write a longer side.
+MAX_SIDE = 65_535
+#: Progressive-JPEG scans decoded at most. Each scan walks every block of its components again, so
+#: a small file of thousands of near-empty scans costs minutes; real encoders write about ten.
+#: nvImageCodec allows 256 (after the cure53 review of libjpeg-turbo); 256 empty scans of a 40 MP
+#: image still take seconds (the bad-input catalogue builds such files).
+MAX_JPEG_SCANS = 100
+#: Bytes handed to a decoder per call, so that the budget is checked often (Pillow's default is 64 KiB).
+_READ_BLOCK = 16 * 1024
+#: Deflate's best ratio (258-byte matches in 2-bit codes): a PNG's pixel data cannot be shorter.
+_DEFLATE_MAX_RATIO = 1032
+
+
 @dataclass(frozen=True)
 class Limits:
     max_bytes: int
     max_pixels: int
+    #: CPU seconds (this thread's) one decode may take; past it, ``ImageTooComplex``.
+    budget_s: float = math.inf
 
 
 def _check_pixels(width: int, height: int, limits: Limits) -> None:
@@ -47,6 +72,164 @@ def _check_pixels(width: int, height: int, limits: Limits) -> None:
         raise InvalidImage(f"the image has no pixels ({width}x{height})")
     if width * height > limits.max_pixels:
         raise ImageTooLarge(f"the image is {width}x{height} pixels; the limit is {limits.max_pixels:,} pixels")
+    if max(width, height) > MAX_SIDE:
+        raise ImageTooLarge(f"the image is {width}x{height} pixels; a side may be at most {MAX_SIDE:,} pixels")
+
+
+class _Budget:
+    """This thread's CPU time since the decode started, against ``Limits.budget_s``."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s = budget_s
+        self.deadline = time.thread_time() + budget_s
+
+    def check(self) -> None:
+        if time.thread_time() > self.deadline:
+            raise ImageTooComplex(f"decoding the image took more than its budget of {self.budget_s:g} CPU seconds")
+
+
+class _BudgetedBytes(io.BytesIO):
+    """The bytes Pillow reads from, checking the budget at every read (between decoder calls)."""
+
+    def __init__(self, data: bytes, budget: _Budget) -> None:
+        super().__init__(data)
+        self.budget = budget
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.budget.check()
+        return super().read(size)
+
+
+def _short(exc: BaseException) -> str:
+    """A decoder's message, cut short: some quote the bytes they choked on."""
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+# --- what a header asks for, checked before any pixel is decoded ------------------------------
+
+#: SOF markers: frame headers of every JPEG process (C4 is DHT, C8 is reserved, CC is DAC).
+_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+#: Huffman-coded DCT frames, where every block costs at least one bit of entropy-coded data.
+_HUFFMAN_DCT = frozenset({0xC0, 0xC1, 0xC2})
+_PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+#: The next marker after entropy-coded data: 0xFF not followed by a stuffed 0x00 or a restart marker.
+_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+def _check_jpeg(data: bytes, limits: Limits) -> None:
+    """Count the scans, and refuse a body too short for the blocks its frame header declares."""
+    frame: tuple[int, int, int, list[tuple[int, int]]] | None = None  # marker, width, height, sampling
+    scans = 0
+    entropy = 0
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return  # out of step with the markers: Pillow will say what is wrong
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker == 0xD9:
+            break
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            i += 2
+            continue
+        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
+        body = data[i + 4 : i + 2 + length]
+        if marker in _SOF and frame is None and len(body) >= 6:
+            height, width, count = struct.unpack(">HHB", body[1:6])
+            sampling = [(body[7 + 3 * c] >> 4, body[7 + 3 * c] & 15) for c in range(count) if 8 + 3 * c <= len(body)]
+            frame = (marker, width, height, sampling)
+        i += 2 + length
+        if marker == 0xDA:
+            scans += 1
+            if scans > MAX_JPEG_SCANS:
+                raise ImageTooComplex(f"the JPEG has more than {MAX_JPEG_SCANS} scans; real encoders write about ten")
+            found = _MARKER.search(data, i)
+            end = found.start() if found else n
+            entropy += end - i
+            i = end
+    if frame is None or scans == 0:
+        return
+    marker, width, height, sampling = frame
+    if height:  # a size over the limits is that, before it is a truncated body
+        _check_pixels(width, height, limits)
+    if marker not in _HUFFMAN_DCT or not sampling or height == 0 or not all(h and v for h, v in sampling):
+        return
+    h_max, v_max = max(h for h, _ in sampling), max(v for _, v in sampling)
+    blocks = [
+        math.ceil(math.ceil(width * h / h_max) / 8) * math.ceil(math.ceil(height * v / v_max) / 8) for h, v in sampling
+    ]
+    # One bit per block at least (the DC difference); a sequential frame codes every component,
+    # a progressive one might leave one out.
+    needed = (min(blocks) if marker in _PROGRESSIVE else sum(blocks)) // 8
+    if entropy < needed:
+        raise InvalidImage(
+            f"the image data is truncated: a {width}x{height} JPEG needs at least {needed:,} bytes "
+            f"of image data, this one has {entropy:,}"
+        )
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def _check_png(data: bytes, limits: Limits) -> None:
+    """Refuse pixel data (IDAT) too short to inflate to the size IHDR declares."""
+    i, n = 8, len(data)
+    header: tuple[int, int, int, int] | None = None
+    idat = 0
+    while i + 8 <= n:
+        length, kind = struct.unpack(">I4s", data[i : i + 8])
+        if kind == b"IHDR" and length >= 10:
+            header = struct.unpack(">IIBB", data[i + 8 : i + 18])
+        elif kind == b"IDAT":
+            idat += length
+        elif kind == b"IEND":
+            break
+        i += 12 + length
+    if header is None:
+        return
+    width, height, depth, colour = header
+    _check_pixels(width, height, limits)  # a size over the limits is that, before it is a truncated body
+    if colour not in _PNG_CHANNELS:
+        return
+    raw = height * (1 + math.ceil(width * depth * _PNG_CHANNELS[colour] / 8))
+    needed = raw // _DEFLATE_MAX_RATIO
+    if idat < needed:
+        raise InvalidImage(
+            f"the image data is truncated: a {width}x{height} PNG needs at least {needed:,} bytes "
+            f"of image data, this one has {idat:,}"
+        )
+
+
+def _check_bmp(data: bytes) -> None:
+    """A BMP's width is signed in its header; Pillow reads it unsigned, as four billion."""
+    if len(data) >= 26 and struct.unpack("<I", data[14:18])[0] >= 40:
+        width, height = struct.unpack("<ii", data[18:26])
+        if width <= 0 or height == 0:
+            raise InvalidImage(f"the image has no pixels ({width}x{abs(height)})")
+
+
+def _check_header(data: bytes, limits: Limits) -> None:
+    if data[:3] == b"\xff\xd8\xff":
+        _check_jpeg(data, limits)
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":
+        _check_png(data, limits)
+    elif data[:2] == b"BM":
+        _check_bmp(data)
+
+
+def _check_tiles(im: Image.Image, limits: Limits) -> None:
+    """A TIFF tile is allocated whole, whatever the image's size: bound it by the pixel limit too."""
+    tags = getattr(im, "tag_v2", None)
+    if tags is None:
+        return
+    tile_width, tile_height = tags.get(322), tags.get(323)  # TileWidth, TileLength
+    if isinstance(tile_width, int) and isinstance(tile_height, int) and tile_width * tile_height > limits.max_pixels:
+        raise ImageTooLarge(
+            f"the image has {tile_width}x{tile_height}-pixel tiles; the limit is {limits.max_pixels:,} pixels"
+        )
 
 
 def _read_bytes(source: Any, limits: Limits) -> bytes:
@@ -84,18 +267,19 @@ def _unsupported_or_invalid(data: bytes) -> Exception:
         return InvalidImage("the input is not a recognisable image")
 
 
-def _open(data: bytes, limits: Limits) -> Image.Image:
+def _open(data: bytes, limits: Limits, budget: _Budget) -> Image.Image:
+    _check_header(data, limits)
     try:
         with warnings.catch_warnings():
             # Pillow warns (and past 2x errors) on decompression bombs; our own limit is stricter.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+            im = Image.open(_BudgetedBytes(data, budget), formats=SUPPORTED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLarge(f"the image exceeds the limit of {limits.max_pixels:,} pixels") from None
     except UnidentifiedImageError:
         raise _unsupported_or_invalid(data) from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidImage(f"the image header is corrupt: {exc}") from None
+    except (OSError, SyntaxError, ValueError, struct.error) as exc:
+        raise InvalidImage(f"the image header is corrupt: {_short(exc)}") from None
     return im
 
 
@@ -145,19 +329,26 @@ def decode(source: Any, limits: Limits) -> Image.Image:
     """
     if isinstance(source, np.ndarray):
         return _from_array(source, limits)
+    budget = _Budget(limits.budget_s)
     if isinstance(source, Image.Image):
         im = source
     else:
-        im = _open(_read_bytes(source, limits), limits)
+        im = _open(_read_bytes(source, limits), limits, budget)
     _check_pixels(im.width, im.height, limits)
+    _check_tiles(im, limits)
+    if isinstance(im, ImageFile.ImageFile) and isinstance(im.fp, _BudgetedBytes):
+        im.decodermaxblock = _READ_BLOCK
     try:
-        if getattr(im, "n_frames", 1) > 1:
-            im.seek(0)  # animations: the first frame only
+        # Pillow opens a file at its first frame (animations, TIFF pages), and that is the one
+        # decoded; ``n_frames`` is never asked, since a TIFF answers it by walking every page.
         im.load()
+        budget.check()
         im = ImageOps.exif_transpose(im) or im
-        return normalise_mode(im)
-    # Pillow's plugins also raise TypeError/KeyError/IndexError on corrupt data (a TIFF whose
-    # next IFD lacks its dimensions: TypeError from n_frames); Image.open treats the same set as
-    # "not this format".
+        budget.check()
+        im = normalise_mode(im)
+        budget.check()
+        return im
+    # Pillow's plugins also raise TypeError/KeyError/IndexError on corrupt data (a TIFF IFD
+    # that lacks a tag); Image.open treats the same set as "not this format".
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, TypeError, KeyError, IndexError) as exc:
-        raise InvalidImage(f"the image data is truncated or corrupt: {exc}") from None
+        raise InvalidImage(f"the image data is truncated or corrupt: {_short(exc)}") from None

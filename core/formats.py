@@ -1,8 +1,11 @@
-"""The output formats, one row each: name, media type, extension, alpha, and the encoder.
+"""The output formats, one row each: name, media type, extension, alpha, size limit and the encoder.
 
 Every edge takes its format facts from ``FORMATS``: the options' validation, the
 REST content types, the file names the WebUI and the batch command write, the CLI's
 choice by file suffix. Adding a format is one row here and its encoder function.
+``OutputFormat.write`` checks the row's size limit before encoding and turns any
+refusal of the codec into ``InvalidOption``, so that no answer ever carries an empty
+or half-written image.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 from isal import isal_zlib
 from PIL import Image
 
+from base.errors import InvalidOption
 from core.imaging import pixels
 
 Encoder = Callable[[Image.Image, "int | None"], bytes]
@@ -81,17 +85,55 @@ class OutputFormat:
     #: the removed background cannot be recovered from the file).
     blanks_hidden: bool
     encode: Encoder
+    #: The longest side the codec writes; larger images are refused before encoding.
+    max_side: int
     #: Other names accepted for it (``jpg``).
     aliases: tuple[str, ...] = ()
+
+    def check_size(self, width: int, height: int) -> None:
+        """``InvalidOption`` naming the format where the codec cannot write a ``width`` x ``height`` image."""
+        if max(width, height) > self.max_side:
+            others = ", ".join(f.name for f in FORMATS.values() if f.max_side >= max(width, height))
+            raise InvalidOption(
+                "output_format",
+                f"{self.name} holds at most {self.max_side:,} pixels per side and the result is "
+                f"{width}x{height}; ask for {others or 'a smaller image'}",
+            )
+
+    def write(self, im: Image.Image, quality: int | None) -> bytes:
+        """The encoded image: never empty; a size or codec refusal is ``InvalidOption``."""
+        self.check_size(im.width, im.height)
+        try:
+            data = self.encode(im, quality)
+        except (OSError, ValueError) as exc:
+            reason = str(exc)[:100] or type(exc).__name__
+            raise InvalidOption("output_format", f"the {self.name} encoder refused the image ({reason})") from None
+        if not data:
+            raise InvalidOption("output_format", f"the {self.name} encoder wrote nothing for this image")
+        return data
 
 
 FORMATS: dict[str, OutputFormat] = {
     f.name: f
     for f in (
-        OutputFormat("png", "image/png", ".png", alpha=True, blanks_hidden=False, encode=encode_png),
-        OutputFormat("webp", "image/webp", ".webp", alpha=True, blanks_hidden=True, encode=encode_webp),
+        # PNG's own limit, 2^31 - 1 per side: encode_png writes any size the input limits let through.
         OutputFormat(
-            "jpeg", "image/jpeg", ".jpg", alpha=False, blanks_hidden=True, encode=encode_jpeg, aliases=("jpg",)
+            "png", "image/png", ".png", alpha=True, blanks_hidden=False, encode=encode_png, max_side=2**31 - 1
+        ),
+        # libwebp: WEBP_MAX_DIMENSION.
+        OutputFormat(
+            "webp", "image/webp", ".webp", alpha=True, blanks_hidden=True, encode=encode_webp, max_side=16_383
+        ),
+        # libjpeg: JPEG_MAX_DIMENSION (65,500, not 65,535: it answers "broken data stream" past it).
+        OutputFormat(
+            "jpeg",
+            "image/jpeg",
+            ".jpg",
+            alpha=False,
+            blanks_hidden=True,
+            encode=encode_jpeg,
+            max_side=65_500,
+            aliases=("jpg",),
         ),
     )
 }

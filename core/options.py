@@ -106,8 +106,10 @@ class RemovalOptions:
     alpha_matting_background_threshold: int = _option(
         10, "Alpha matting: mask values below this are surely background.", rest="ab", low=0, high=255, advanced=True
     )
+    # Capped: matting's time grows with the band the erosion leaves unknown (the README's
+    # "Limits" section has the figures, with the command that measures them).
     alpha_matting_erode_size: int = _option(
-        10, "Alpha matting: erosion of the sure regions, pixels.", rest="ae", low=0, high=100, advanced=True
+        10, "Alpha matting: erosion of the sure regions, pixels (0-20).", rest="ae", low=0, high=20, advanced=True
     )
     post_process_mask: bool = _option(False, "Smooth the mask (morphological post-processing).", rest="ppm")
 

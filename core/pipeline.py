@@ -9,6 +9,7 @@ dynamic (``u2net-dynamic``): the batched path Gradio's ``batch=True`` events use
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,17 +18,20 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from base.errors import RemovalError
+from base.errors import ImageTooComplex, RemovalError
+from base.memory import available_bytes
 from base.settings import Settings, SettingsError, load_settings
 from core import imaging
 from core.decode import Limits, decode
 from core.families import family_of
 from core.formats import FORMATS
 from core.options import RemovalOptions
+from core.providers import provider_info
 from core.sessions import ModelSession, SessionCache
 from core.telemetry import RequestLog
 from models.registry import MODELS
 
+log = logging.getLogger(__name__)
 STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
 
 
@@ -87,13 +91,16 @@ class Engine:
             raise SettingsError(f"--default-model: choose one of {', '.join(MODELS)}")
         self.settings = settings
         self.sessions = SessionCache(settings)
-        self.limits = Limits(settings.max_upload_bytes, settings.max_pixels)
+        self.limits = Limits(settings.max_upload_bytes, settings.max_pixels, settings.decode_budget_s)
         self.requests = RequestLog()
+        # Alpha matting takes seconds and hundreds of MiB per megapixel: one at a time, so that
+        # concurrent requests (REST has its own threads) cannot stack them up.
+        self._matting = threading.Lock()
 
     def remove(self, image: Any, options: RemovalOptions | None = None) -> RemovalResult:
         opts = (options or RemovalOptions()).validated()
         session = self._session(opts)
-        im, tensor, clock = self._prepare(image, session)
+        im, tensor, clock = self._prepare(image, session, opts)
         if opts.background_image is None:
             background = None
         else:
@@ -122,7 +129,7 @@ class Engine:
         ready: list[tuple[int, Image.Image, np.ndarray, _Clock]] = []
         for image in images:
             try:
-                im, tensor, clock = self._prepare(image, session)
+                im, tensor, clock = self._prepare(image, session, opts)
             except RemovalError as exc:
                 out.append(exc)
                 continue
@@ -139,15 +146,53 @@ class Engine:
             out[index] = result
         return out
 
+    def warm(self) -> None:
+        """Load the default model on the default provider now (at start-up, in the background),
+        so that a model or provider that cannot load shows in ``health`` before any request."""
+        try:
+            self.sessions.get(self.settings.default_model, self.settings.default_provider)
+        except RemovalError as exc:
+            log.warning("the default model cannot load: %s", exc.message)
+
+    def health(self) -> list[str]:
+        """Why the service cannot serve requests that name no model or provider; [] when it can.
+
+        Degraded while the default model has failed to load (and is not loaded) on the
+        default provider, or on any provider for ``auto``, and while the default provider is
+        an accelerator that cannot run here.
+        """
+        model, provider = self.settings.default_model, self.settings.default_provider
+        reasons = []
+        if provider not in ("auto", "cpu"):
+            info = provider_info(provider)
+            if not info.available:
+                reasons.append(f"the default provider {provider} cannot run here: {info.reason}")
+        loaded = {(m, p) for m, p in self.sessions.keys()}
+        for (m, p), exc in list(self.sessions.failures.items()):
+            if m != model or (provider != "auto" and p != provider):
+                continue
+            if (m, p) in loaded or (provider == "auto" and any(lm == model for lm, _ in loaded)):
+                continue
+            reasons.append(f"the default model {model} cannot load on {p}: {exc.message}")
+        return reasons
+
     def _session(self, opts: RemovalOptions) -> ModelSession:
         # Resolved before any decoding: a bad model or provider fails first.
         model = opts.model or self.settings.default_model
         return self.sessions.get(model, opts.provider or self.settings.default_provider)
 
-    def _prepare(self, image: Any, session: ModelSession) -> tuple[Image.Image, np.ndarray, _Clock]:
-        """Decode one image and make its network input, timing both."""
+    def _prepare(
+        self, image: Any, session: ModelSession, opts: RemovalOptions | None = None
+    ) -> tuple[Image.Image, np.ndarray, _Clock]:
+        """Decode one image and make its network input, timing both.
+
+        An output format that cannot hold the image is refused here, before inference
+        (cropping may still shrink it; ``_finish`` checks the result itself).
+        """
         clock = _Clock()
         im = decode(image, self.limits)
+        if opts is not None and not opts.crop:
+            FORMATS[opts.output_format].check_size(im.width, im.height)
         clock.lap("decode")
         tensor = family_of(session.spec).prepare(im, session)
         clock.lap("preprocess")
@@ -171,7 +216,7 @@ class Engine:
         clock.lap("postprocess")
 
         fmt = FORMATS[opts.output_format]
-        data = fmt.encode(out, opts.quality)
+        data = fmt.write(out, opts.quality)
         clock.lap("encode")
         timings = clock.total()
         self.requests.record(session.provider, spec.name, im.width * im.height, timings)
@@ -185,8 +230,27 @@ class Engine:
             timings=timings,
         )
 
-    @staticmethod
+    def _matte(self, im: Image.Image, mask: Image.Image, opts: RemovalOptions) -> Image.Image | None:
+        """Alpha matting, one at a time, refused where its memory estimate exceeds what is free."""
+        max_pixels = self.settings.matting_max_pixels
+        with self._matting:
+            needed, free = imaging.matting_bytes(im.size, max_pixels), available_bytes()
+            if free is not None and needed > free:
+                raise ImageTooComplex(
+                    f"alpha matting needs about {needed / 2**20:,.0f} MiB and {free / 2**20:,.0f} MiB are free now; "
+                    "try again later, or without alpha matting"
+                )
+            return imaging.alpha_matting(
+                im,
+                mask,
+                opts.alpha_matting_foreground_threshold,
+                opts.alpha_matting_background_threshold,
+                opts.alpha_matting_erode_size,
+                max_pixels,
+            )
+
     def _compose(
+        self,
         im: Image.Image,
         mask: Image.Image,
         opts: RemovalOptions,
@@ -196,13 +260,7 @@ class Engine:
         """The output image and its final mask (after matting and cropping)."""
         matted = None
         if opts.alpha_matting:
-            matted = imaging.alpha_matting(
-                im,
-                mask,
-                opts.alpha_matting_foreground_threshold,
-                opts.alpha_matting_background_threshold,
-                opts.alpha_matting_erode_size,
-            )
+            matted = self._matte(im, mask, opts)
             if matted is not None:
                 mask = matted.getchannel("A")
         if opts.crop:

@@ -3,11 +3,15 @@
 The cache is shared by every request. Inference on one session is bounded by a
 semaphore (``Settings.inference_concurrency``, 1 by default): one inference already
 uses every core, so a second one at once only slows both (``python -m benchmark``'s
-throughput rows show it).
+throughput rows show it). The loaded sessions share a memory budget
+(``Settings.session_memory_mb``): loading one that would exceed it first unloads the
+least recently used. A model or provider that fails to load is remembered
+(``failures``) so that ``/healthz`` can say why.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import subprocess
@@ -20,7 +24,8 @@ import numpy as np
 import onnxruntime as ort
 
 from base.cpu import physical_cores
-from base.errors import InvalidOption, ProviderUnavailable
+from base.errors import InvalidOption, ProviderUnavailable, RemovalError
+from base.memory import rss_bytes
 from base.providers import BY_ORT_NAME, PROVIDERS
 from base.settings import BATCH_SIZES, Settings
 from core import providers
@@ -30,6 +35,56 @@ from models.fetch import ensure_model
 from models.registry import MODELS, ModelSpec, get_spec
 
 log = logging.getLogger(__name__)
+
+#: Where a run's activations live on the CPU (``python -m benchmark arena`` measures the choices):
+#: ``shared``: one onnxruntime arena for every session of the process, so it holds the largest
+#: single run's activations once, however many models are loaded; a run larger than
+#: ``ARENA_KEEPS_INPUT_BYTES`` (a batch, a 1024-pixel model) gives its memory back after it.
+#: ``session``: onnxruntime's default, one arena per session, each keeping its largest run for
+#: good (a batch of 8 on u2net-dynamic pinned 2.3 GB). ``off``: no arena; the least memory, but
+#: every run faults its activations in afresh (64,000 page faults a u2netp run), about a fifth
+#: more CPU time per inference.
+CPU_ARENA = "shared"
+#: The input a run may have for the shared arena to keep what it allocated: one 320x320 image.
+ARENA_KEEPS_INPUT_BYTES = 3 * 320 * 320 * 4
+
+
+@functools.cache
+def _shared_cpu_arena() -> None:
+    """Register the process's one CPU arena with onnxruntime's environment (before any session uses it)."""
+    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    # max_mem 0 (onnxruntime's default), kSameAsRequested (1): grow by what a run asks, not by doubling.
+    ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, 1, -1, -1))
+
+
+def _shrink_after() -> ort.RunOptions:
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
+
+
+#: A loaded session's memory, per byte of its weights file, and what every session adds besides:
+#: ``python -m benchmark arena`` shows u2net's 176 MB file about 400 MiB loaded and run. A float16
+#: file is widened to float32 at load (u2net-fp16: 88 MB, the same 400 MiB), which the growth of
+#: the process while the session loads catches where it exceeds this estimate.
+SESSION_BYTES_PER_WEIGHT_BYTE = 2.3
+SESSION_BASE_BYTES = 32 * 2**20
+
+
+def session_bytes(path: Path, grew: int | None = None) -> int:
+    """The memory a session of the weights at ``path`` is counted for in the budget.
+
+    ``grew``: how much the process grew while the session loaded (other requests allocate
+    meanwhile too, so it is only believed up to four times the estimate).
+    """
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0
+    estimate = int(size * SESSION_BYTES_PER_WEIGHT_BYTE) + SESSION_BASE_BYTES
+    if grew is None:
+        return estimate
+    return max(estimate, min(grew, 4 * estimate))
 
 
 @dataclass
@@ -48,6 +103,8 @@ class ModelSession:
     batcher: Batcher | None = field(default=None, repr=False)
     #: GPU memory the process held after warming each batch size, MB (where a GPU reports it).
     gpu_memory_mb: dict[int, float] = field(default_factory=dict)
+    #: What the session is counted for in the cache's memory budget (``session_bytes``).
+    memory_bytes: int = 0
 
     @property
     def input_name(self) -> str:
@@ -74,7 +131,9 @@ class ModelSession:
         """
         with self._gate:
             if self.provider == "cpu":
-                return np.asarray(self.session.run([self.output_name], {self.input_name: batch})[0])
+                # A run larger than the shared arena keeps would otherwise stay resident for good.
+                options = _shrink_after() if batch.nbytes > ARENA_KEEPS_INPUT_BYTES else None
+                return np.asarray(self.session.run([self.output_name], {self.input_name: batch}, options)[0])
             return run_bound(self.session, batch, device=self.device, device_id=self.device_id)
 
     def infer(self, tensors: list[np.ndarray]) -> list[tuple[np.ndarray, int]]:
@@ -99,6 +158,7 @@ class ModelSession:
             "model": self.spec.name,
             "provider": self.provider,
             "load_ms": round(self.load_ms, 1),
+            "memory_mib": round(self.memory_bytes / 2**20),
             "processing": "graph" if self.graphs else "exact",
             "batching": self.batcher.stats.as_dict() | {"sizes": list(self.batcher.sizes)} if self.batcher else None,
         }
@@ -127,6 +187,10 @@ def session_options(settings: Settings) -> ort.SessionOptions:
     opts.intra_op_num_threads = settings.threads or physical_cores()
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3  # our own errors carry the reasons; keep stderr quiet
+    opts.enable_cpu_mem_arena = CPU_ARENA != "off"
+    if CPU_ARENA == "shared":
+        _shared_cpu_arena()
+        opts.add_session_config_entry("session.use_env_allocators", "1")
     return opts
 
 
@@ -167,6 +231,7 @@ def create_session(spec: ModelSpec, path: Path, provider: str, settings: Setting
     size) and the largest that fits ``gpu_memory_mb`` is kept.
     """
     started = time.perf_counter()
+    before = rss_bytes()
     batching = uses_batching(settings, provider)
     ort_providers = providers.ort_providers(
         provider,
@@ -190,6 +255,8 @@ def create_session(spec: ModelSpec, path: Path, provider: str, settings: Setting
             f"provider {provider!r} did not load (onnxruntime fell back to {', '.join(active)}); "
             "check that the GPU driver and the CUDA/cuDNN libraries match onnxruntime-gpu"
         )
+    after = rss_bytes()
+    grew = after - before if after is not None and before is not None else None
     model = ModelSession(
         spec=spec,
         provider=BY_ORT_NAME[active[0]],
@@ -197,6 +264,7 @@ def create_session(spec: ModelSpec, path: Path, provider: str, settings: Setting
         load_ms=0.0,
         _gate=threading.Semaphore(settings.inference_concurrency),
         device_id=settings.gpu_device,
+        memory_bytes=session_bytes(path, grew),
     )
     if uses_graphs(settings, spec, provider):
         model.graphs = Graphs(spec.input_size, spec.mean, spec.std, load, model.device, settings.gpu_device)
@@ -250,15 +318,18 @@ def gpu_memory_mb() -> float | None:
 
 
 class SessionCache:
-    """Lazily created, shared sessions keyed by (model, provider)."""
+    """Lazily created, shared sessions keyed by (model, provider), within a memory budget."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._sessions: dict[tuple[str, str], ModelSession] = {}
+        self._used: dict[tuple[str, str], float] = {}  # key -> when it was last handed out
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
         #: Models outside the registry, by name: their spec and weights file.
         self._local: dict[str, tuple[ModelSpec, Path]] = {}
+        #: (model, provider) -> why it last failed to load; cleared by a later success.
+        self.failures: dict[tuple[str, str], RemovalError] = {}
 
     def register(self, spec: ModelSpec, path: Path) -> None:
         """Make ``spec``, with its weights at ``path``, available by name, beside the registry.
@@ -289,20 +360,69 @@ class SessionCache:
         key = (spec.name, provider)
         cached = self._sessions.get(key)
         if cached is not None:
+            self._used[key] = time.monotonic()
             return cached
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:  # one loader per key; others wait and then share its session
             cached = self._sessions.get(key)
             if cached is None:
-                if spec.name in self._local:
-                    path = self._local[spec.name][1]
-                else:
-                    path = ensure_model(spec, self.settings.model_home, fetch_missing=self.settings.fetch_missing)
-                cached = create_session(spec, path, provider, self.settings)
-                self._sessions[key] = cached
+                try:
+                    if spec.name in self._local:
+                        path = self._local[spec.name][1]
+                    else:
+                        path = ensure_model(spec, self.settings.model_home, fetch_missing=self.settings.fetch_missing)
+                    self._make_room(session_bytes(path), key)
+                    cached = create_session(spec, path, provider, self.settings)
+                except RemovalError as exc:
+                    self.failures[key] = exc
+                    raise
+                self.failures.pop(key, None)
+                with self._guard:
+                    self._sessions[key] = cached
+            self._used[key] = time.monotonic()
             return cached
+
+    def _make_room(self, needed: int, key: tuple[str, str]) -> None:
+        """Unload the least recently used sessions until ``needed`` more bytes fit the budget.
+
+        A request still running on an unloaded session keeps it alive until it finishes
+        (its batcher, closed, runs such late inputs alone).
+        """
+        budget = self.settings.session_memory_mb * 2**20
+        if not budget:
+            return
+        unloaded: list[ModelSession] = []
+        with self._guard:
+            while self._sessions and sum(s.memory_bytes for s in self._sessions.values()) + needed > budget:
+                oldest = min(self._sessions, key=lambda k: self._used.get(k, 0.0))
+                gone = self._sessions.pop(oldest)
+                unloaded.append(gone)
+                self._used.pop(oldest, None)
+                log.info(
+                    "unloaded %s on %s (least recently used) to load %s within --session-memory-mb %d",
+                    oldest[0],
+                    gone.provider,
+                    key[0],
+                    self.settings.session_memory_mb,
+                )
+        for gone in unloaded:
+            gone.close()
+        if needed > budget:
+            log.warning(
+                "%s alone is counted for %.0f MiB, over --session-memory-mb %d; loading it anyway",
+                key[0],
+                needed / 2**20,
+                self.settings.session_memory_mb,
+            )
+
+    def keys(self) -> list[tuple[str, str]]:
+        """(model, provider) of every loaded session; the provider as asked for."""
+        with self._guard:
+            return list(self._sessions)
 
     def loaded(self) -> list[dict[str, object]]:
         """What is loaded now (for the health endpoint)."""
-        return [s.describe() for _, s in sorted(self._sessions.items())]
+        with self._guard:
+            sessions = sorted(self._sessions.items())
+        return [s.describe() for _, s in sessions]

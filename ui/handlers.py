@@ -35,13 +35,14 @@ R = TypeVar("R")
 
 
 def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Show typed engine errors to the user as ``gr.Error``; log anything unexpected."""
+    """Show typed engine errors to the user as ``gr.Error`` (one log line each); log anything unexpected."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except RemovalError as exc:
+            log.info("request %s: %s -> %s", uuid.uuid4().hex[:12], fn.__name__, exc.code)
             raise gr.Error(exc.message, title=exc.code.replace("_", " ").capitalize(), print_exception=False) from None
         except gr.Error:
             raise

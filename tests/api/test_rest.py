@@ -41,7 +41,7 @@ MIN_IOU = 0.999
 PHOTO = "car-1.jpg"  # 480x360: the smallest photo, cheap on two CPU cores
 PHOTO_SIZE = (480, 360)
 STAGES = {"decode", "preprocess", "inference", "postprocess", "encode", "total"}
-HEALTH_KEYS = {"status", "version", "models_loaded", "providers", "queue", "requests", "settings"}
+HEALTH_KEYS = {"status", "reasons", "version", "models_loaded", "providers", "queue", "requests", "settings"}
 SHARE_WARNING = "anyone with the public link can use this machine"
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>'
 BLUE = (0, 0, 255, 255)
@@ -568,3 +568,24 @@ def test_every_answer_has_a_request_id_that_the_log_names(http: httpx.Client, se
     while f"request {ids[1]}" not in server.log() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert f"request {ids[1]}: POST /api/remove -> 400" in server.log()
+
+
+def test_healthz_is_degraded_while_the_default_accelerator_cannot_run(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``--default-provider cuda`` where CUDA cannot load: 503 "degraded", and why (the GPU image
+    defaults to cuda; probes and its HEALTHCHECK must not call such a replica healthy)."""
+    from core import available_providers
+
+    cuda = {p.name: p for p in available_providers()}["cuda"]
+    if cuda.available:
+        pytest.skip("CUDA can run here")
+    running = launch_server(tmp_path_factory.mktemp("degraded"), "--default-provider", "cuda")
+    try:
+        health = httpx.get(f"{running.url}/healthz", timeout=30)
+        assert health.status_code == 503
+        assert health.json()["status"] == "degraded"
+        assert any("cuda" in r and cuda.reason in r for r in health.json()["reasons"]), health.json()
+        with httpx.Client(base_url=running.url, timeout=120) as http:
+            assert_error(remove(http, model="u2netp"), 503, "provider_unavailable")
+            assert remove(http, model="u2netp", provider="cpu").status_code == 200
+    finally:
+        stop_server(running)

@@ -8,10 +8,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from base.errors import ImageTooLarge, InvalidImage, RemovalError, UnsupportedFormat
+from base.errors import ImageTooComplex, ImageTooLarge, InvalidImage, RemovalError, UnsupportedFormat
 from core.decode import Limits, decode
 from tests.conftest import PHOTOS_DIR, photo_bytes
-from tests.core.helpers import encoded, png_bytes, png_header_only, with_bad_crc
+from tests.core.helpers import (
+    bmp_with_width,
+    encoded,
+    grey_jpeg,
+    png_bytes,
+    png_header_only,
+    tiff_one_tile,
+    tiff_pages,
+    with_bad_crc,
+)
 
 LIMITS = Limits(max_bytes=5_000_000, max_pixels=4_000_000)
 RGB = Image.new("RGB", (40, 30), (200, 100, 50))
@@ -166,3 +175,65 @@ def test_unreadable_types() -> None:
         decode(12345, LIMITS)
     with pytest.raises(InvalidImage):
         decode(io.BytesIO(b"x"), LIMITS)
+
+
+# --- work a header asks for, bounded before decoding (issue: hardening) ---------------------------
+
+
+def test_progressive_jpeg_scans_are_capped() -> None:
+    from core.decode import MAX_JPEG_SCANS
+
+    assert decode(grey_jpeg(64, 48, ac_scans=MAX_JPEG_SCANS - 1), LIMITS).size == (64, 48)
+    with pytest.raises(ImageTooComplex, match="scans"):
+        decode(grey_jpeg(64, 48, ac_scans=MAX_JPEG_SCANS + 1), LIMITS)
+
+
+def test_a_jpeg_declaring_more_than_its_body_holds_is_truncated() -> None:
+    assert decode(grey_jpeg(1000, 1000), LIMITS).size == (1000, 1000)  # the same header, whole: fine
+    with pytest.raises(InvalidImage, match="truncated"):
+        decode(grey_jpeg(1000, 1000, body=b"\0" * 500), LIMITS)
+
+
+def test_a_png_declaring_more_than_its_body_holds_is_truncated() -> None:
+    # 1000x1000 RGB inflates from at least 2.9 KB of deflate; 16 zero bytes cannot hold it
+    with pytest.raises(InvalidImage, match="truncated"):
+        decode(png_header_only(1000, 1000), LIMITS)
+
+
+def test_bmp_with_negative_width_is_invalid_not_too_large() -> None:
+    assert decode(bmp_with_width(16), LIMITS).size == (16, 16)
+    with pytest.raises(InvalidImage):
+        decode(bmp_with_width(-16), LIMITS)
+
+
+def test_tiff_tiles_are_bounded_by_the_pixel_limit() -> None:
+    small = Limits(max_bytes=LIMITS.max_bytes, max_pixels=1_000_000)
+    with pytest.raises(ImageTooLarge, match="tiles"):
+        decode(tiff_one_tile((16, 16), (1024, 1024)), small)
+
+
+def test_tiff_pages_are_never_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``n_frames`` walks every page (minutes for 200,000): the first page is decoded without asking."""
+    from PIL import TiffImagePlugin
+
+    def refuse(self: object) -> int:
+        raise AssertionError("n_frames was asked")
+
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "n_frames", property(refuse))
+    assert decode(tiff_pages(2000), LIMITS).size == (1, 1)
+
+
+def test_a_side_longer_than_65535_is_too_large() -> None:
+    from core.decode import MAX_SIDE
+
+    tall = Limits(max_bytes=LIMITS.max_bytes, max_pixels=LIMITS.max_pixels)
+    assert decode(png_bytes(Image.new("L", (1, MAX_SIDE))), tall).size == (1, MAX_SIDE)
+    with pytest.raises(ImageTooLarge, match="side"):
+        decode(png_bytes(Image.new("L", (1, MAX_SIDE + 1))), tall)
+
+
+def test_decoding_past_its_budget_is_too_complex() -> None:
+    data = photo_bytes("car-1.jpg")
+    assert decode(data, Limits(LIMITS.max_bytes, LIMITS.max_pixels, budget_s=60)).size == (480, 360)
+    with pytest.raises(ImageTooComplex, match="budget"):
+        decode(data, Limits(LIMITS.max_bytes, LIMITS.max_pixels, budget_s=1e-9))

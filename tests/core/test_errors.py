@@ -10,6 +10,7 @@ import pytest
 from base import errors
 from core import (
     Engine,
+    ImageTooComplex,
     ImageTooLarge,
     InvalidImage,
     InvalidOption,
@@ -22,7 +23,7 @@ from core import (
     load_settings,
 )
 from tests.conftest import photo_bytes
-from tests.core.helpers import png_header_only
+from tests.core.helpers import grey_jpeg, png_header_only
 
 CAR = photo_bytes("car-1.jpg")
 
@@ -34,6 +35,7 @@ def test_one_base_class() -> None:
         "InvalidImage",
         "UnsupportedFormat",
         "ImageTooLarge",
+        "ImageTooComplex",  # decoding or matting that would cost too much (test_decode.py, test_pipeline.py)
         "InvalidOption",
         "ModelNotAvailable",
         "ProviderUnavailable",
@@ -50,6 +52,7 @@ def test_one_base_class() -> None:
         (b"\x00\x01garbage", InvalidImage),
         (b"<svg xmlns='http://www.w3.org/2000/svg'/>", UnsupportedFormat),
         (png_header_only(60000, 60000), ImageTooLarge),
+        (grey_jpeg(64, 48, ac_scans=101), ImageTooComplex),
     ],
 )
 def test_bad_images(engine: Engine, data: bytes, error: type[RemovalError]) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from base.errors import InvalidOption
 from core import imaging
 from core.formats import FORMATS
 from tests.conftest import PHOTOS_DIR
@@ -81,3 +82,63 @@ def test_a_forked_child_resizes_with_a_pool_of_its_own() -> None:
 
 def _resized_size(im: Image.Image) -> tuple[int, int]:
     return imaging.resize(im, (800, 600)).size
+
+
+# --- encode limits, checked before encoding (issue: hardening) -----------------------------------
+
+
+@pytest.mark.parametrize(("fmt", "side"), [("webp", 16_383), ("jpeg", 65_500)])
+def test_each_format_writes_up_to_its_side_limit_and_refuses_past_it(fmt: str, side: int) -> None:
+    row = FORMATS[fmt]
+    assert row.max_side == side
+    mode = "RGB" if fmt == "jpeg" else "RGBA"
+    written = Image.open(io.BytesIO(row.write(Image.new(mode, (side, 1)), None)))
+    assert written.size == (side, 1)
+    with pytest.raises(InvalidOption, match=f"{side:,} pixels per side") as info:
+        row.write(Image.new(mode, (side + 1, 1)), None)
+    assert info.value.option == "output_format" and "png" in info.value.message
+
+
+@pytest.mark.parametrize("size", [(65_535, 1), (1, 65_535)])
+def test_png_writes_the_longest_strips_the_input_limits_let_through(size: tuple[int, int]) -> None:
+    """fpng, the writer before, answered an empty body past 2^24 pixels per side (a 200 with 0 bytes)."""
+    im = Image.new("RGBA", size, (1, 2, 3, 4))
+    im.putpixel((size[0] - 1, size[1] - 1), (200, 100, 50, 255))
+    back = Image.open(io.BytesIO(FORMATS["png"].write(im, None)))
+    assert back.size == size and np.array_equal(np.asarray(back), np.asarray(im))
+
+
+def test_an_encoder_never_hands_back_an_empty_body(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    silent = dataclasses.replace(FORMATS["webp"], encode=lambda im, quality: b"")
+    with pytest.raises(InvalidOption, match="wrote nothing"):
+        silent.write(Image.new("RGB", (4, 4)), None)
+
+    def refusing(im: Image.Image, quality: int | None) -> bytes:
+        raise OSError("encoder error -2 when writing image file")
+
+    with pytest.raises(InvalidOption, match="refused"):
+        dataclasses.replace(FORMATS["webp"], encode=refusing).write(Image.new("RGB", (4, 4)), None)
+
+
+# --- alpha matting, bounded ------------------------------------------------------------------------
+
+
+def test_matting_size_keeps_the_aspect_within_the_budget() -> None:
+    assert imaging.matting_size((800, 600), 1_000_000) == (800, 600)
+    w, h = imaging.matting_size((3840, 2160), 1_000_000)
+    assert w * h <= 1_000_000 and abs(w / h - 3840 / 2160) < 0.01
+    assert imaging.matting_bytes((3840, 2160), 1_000_000) < imaging.matting_bytes((3840, 2160), 10**8)
+
+
+def test_matting_above_the_budget_runs_downscaled_at_full_size() -> None:
+    im = Image.open(PHOTOS_DIR / "car-1.jpg").convert("RGB")  # 480x360
+    mask = Image.new("L", im.size, 0)
+    mask.paste(255, (120, 90, 360, 270))
+    matted = imaging.alpha_matting(im, mask, 240, 10, 10, max_pixels=40_000)
+    assert matted is not None and matted.mode == "RGBA" and matted.size == im.size
+    alpha = np.asarray(matted.getchannel("A"))
+    assert alpha[180, 240] == 255 and alpha[10, 10] == 0  # the sure regions stay sure
+    assert ((alpha > 0) & (alpha < 255)).any()  # and the edge between them is matted
+    assert not np.asarray(matted)[alpha == 0].any()  # hidden colour is not kept

@@ -6,6 +6,7 @@ option, the reported provider and timings.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import threading
 from pathlib import Path
@@ -14,7 +15,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import Engine, RemovalOptions, remove_background
+from core import (
+    Engine,
+    ImageTooComplex,
+    InvalidOption,
+    RemovalOptions,
+    Settings,
+    load_settings,
+    remove_background,
+)
 from tests.conftest import (
     GOLDEN,
     PHOTOS,
@@ -24,6 +33,7 @@ from tests.conftest import (
     photo_bytes,
     save_failure,
 )
+from tests.core.helpers import png_bytes
 
 pytestmark = pytest.mark.model
 
@@ -244,3 +254,93 @@ def test_io_binding_path_equals_plain_run(engine: Engine) -> None:
     plain = session.session.run(None, {session.input_name: tensor})[0]
     assert np.array_equal(run_bound(session.session, tensor, device="cpu"), plain)
     assert np.array_equal(session.run(tensor), plain)
+
+
+# --- bounded work (issue: hardening) -----------------------------------------------------------
+
+
+def _settings(**changes: object) -> Settings:
+    return dataclasses.replace(load_settings([], environ={}), **changes)  # type: ignore[arg-type]
+
+
+def test_a_format_that_cannot_hold_the_image_is_refused_before_inference(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 16384-pixel-wide panorama asked as WebP (16383 at most): a typed error, no inference run."""
+    panorama = png_bytes(Image.new("RGB", (16_384, 8), (90, 120, 30)))
+    session = engine.sessions.get("u2netp", "cpu")
+    runs: list[int] = []
+    real_run = session.run
+    monkeypatch.setattr(session, "run", lambda batch: runs.append(1) or real_run(batch))
+    with pytest.raises(InvalidOption, match="16,383 pixels per side") as info:
+        engine.remove(panorama, RemovalOptions(model="u2netp", provider="cpu", output_format="webp"))
+    assert info.value.option == "output_format" and runs == []
+    assert engine.remove(panorama, RemovalOptions(model="u2netp", provider="cpu")).image.size == (16_384, 8)
+
+
+def test_every_result_is_a_whole_image_of_the_right_size(engine: Engine) -> None:
+    for fmt in ("png", "webp", "jpeg"):
+        result = engine.remove(photo_bytes("car-1.jpg"), RemovalOptions(model="u2netp", output_format=fmt))
+        im = Image.open(io.BytesIO(result.data))
+        im.load()
+        assert result.data and im.size == (480, 360), fmt
+
+
+def test_alpha_matting_above_its_pixel_budget_runs_downscaled() -> None:
+    engine = Engine(_settings(matting_max_pixels=40_000))
+    data = photo_bytes("car-1.jpg")  # 172,800 pixels: matted at 40,000, then upsampled
+    matted = engine.remove(data, RemovalOptions(model="u2netp", provider="cpu", alpha_matting=True))
+    plain = engine.remove(data, RemovalOptions(model="u2netp", provider="cpu"))
+    assert matted.image.size == (480, 360)
+    assert not np.array_equal(np.asarray(matted.mask), np.asarray(plain.mask))
+    _, iou = mask_agreement(alpha_of(matted.image), alpha_of(plain.image))
+    assert iou > 0.9, "matting refines the edges, it does not replace the subject"
+
+
+def test_alpha_matting_is_refused_when_its_memory_estimate_does_not_fit(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core import pipeline
+
+    monkeypatch.setattr(pipeline, "available_bytes", lambda: 50 * 2**20)
+    with pytest.raises(ImageTooComplex, match="MiB are free"):
+        engine.remove(photo_bytes("car-1.jpg"), RemovalOptions(model="u2netp", alpha_matting=True))
+    assert engine.remove(photo_bytes("car-1.jpg"), RemovalOptions(model="u2netp")).image.size == (480, 360)
+
+
+def test_erode_size_is_capped() -> None:
+    with pytest.raises(InvalidOption, match="0 to 20"):
+        RemovalOptions(alpha_matting=True, alpha_matting_erode_size=21).validated()
+
+
+def test_sessions_stay_within_their_memory_budget() -> None:
+    """u2net (counted over 400 MiB) and u2netp (about 40) do not both fit in 300 MiB: the older goes."""
+    engine = Engine(_settings(session_memory_mb=300))
+    engine.sessions.get("u2net", "cpu")
+    engine.sessions.get("u2netp", "cpu")
+    assert engine.sessions.keys() == [("u2netp", "cpu")]
+    engine.sessions.get("u2net", "cpu")
+    assert engine.sessions.keys() == [("u2net", "cpu")]
+    unlimited = Engine(_settings(session_memory_mb=0))
+    unlimited.sessions.get("u2net", "cpu")
+    unlimited.sessions.get("u2netp", "cpu")
+    assert sorted(unlimited.sessions.keys()) == [("u2net", "cpu"), ("u2netp", "cpu")]
+
+
+def test_health_says_why_the_default_model_cannot_load(tmp_path: Path) -> None:
+    engine = Engine(_settings(model_home=tmp_path, fetch_missing=False, default_provider="cpu"))
+    assert engine.health() == []  # nothing tried yet
+    engine.warm()
+    reasons = engine.health()
+    assert len(reasons) == 1 and "u2net" in reasons[0] and "python -m models fetch u2net" in reasons[0]
+    assert Engine(_settings(default_provider="cpu")).health() == []
+
+
+def test_health_says_when_the_default_accelerator_cannot_run() -> None:
+    from core import available_providers
+
+    cuda = {p.name: p for p in available_providers()}["cuda"]
+    if cuda.available:
+        pytest.skip("CUDA can run here")
+    reasons = Engine(_settings(default_provider="cuda")).health()
+    assert any("cuda" in r and cuda.reason in r for r in reasons), reasons

@@ -223,3 +223,15 @@ def test_a_silent_server_times_out() -> None:
             fetch_url(f"http://127.0.0.1:{listener.getsockname()[1]}/", 10_000, allowed=LOOPBACK_ONLY, timeout_s=0.5)
     finally:
         listener.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["x" * 100_000 + "://example.com/a.png", "http://" + "a" * 100_000 + ".example/a.png"],
+    ids=["scheme", "host"],
+)
+def test_messages_quote_a_long_url_short(url: str) -> None:
+    """A 100 KB URL is not echoed back whole (hardening: at most ~100 characters of the input)."""
+    with pytest.raises((UrlRefused, UrlFetchFailed)) as info:
+        fetch_url(url, 10_000, resolver=lambda h, p: ["127.0.0.1"])
+    assert len(info.value.message) < 300, len(info.value.message)

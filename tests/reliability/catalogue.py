@@ -1,9 +1,12 @@
 """The bad-input catalogue: one list of cases, built in code, shared by every path that takes an image.
 
-Each case is bytes (with the file name it is sent under), engine-named options and
-what must happen: success (with the expected output size) or one typed error
-(``base.errors`` class). The limits the cases probe are ``LIMIT_FLAGS``, given to
-the launched server and to the library engine alike.
+Each case is bytes (with the file name it is sent under), options as an edge sends
+them (``RemovalOptions.from_values`` reads them on every path) and what must happen:
+success (with the output's size) or one typed error (``base.errors`` class), within
+``budget_s`` seconds (plus 1 s, measured by ``python -m tests.reliability.figures``).
+Most cases probe the small limits of ``LIMIT_FLAGS``, given to the launched server
+and to the library engine alike; the ``shipped`` ones need the shipped limits (32 MiB,
+40 MP) to reproduce what a real server met (``SHIPPED_FLAGS``).
 """
 
 from __future__ import annotations
@@ -18,8 +21,24 @@ from typing import Any
 
 from PIL import Image
 
-from base.errors import ImageTooLarge, InvalidImage, InvalidOption, RemovalError, UnsupportedFormat
-from tests.core.helpers import encoded, png_bytes, png_header_only, with_bad_crc
+from base.errors import (
+    ImageTooComplex,
+    ImageTooLarge,
+    InvalidImage,
+    InvalidOption,
+    RemovalError,
+    UnsupportedFormat,
+)
+from tests.core.helpers import (
+    bmp_with_width,
+    encoded,
+    grey_jpeg,
+    png_bytes,
+    png_header_only,
+    tiff_one_tile,
+    tiff_pages,
+    with_bad_crc,
+)
 
 MAX_BYTES = 2_000_000
 MAX_PIXELS = 1_000_000
@@ -35,6 +54,8 @@ LIMIT_FLAGS = (
     "cpu",
     "--no-fetch-missing",
 )
+#: The shipped limits, with the small model, for the cases that reproduce the attacks on a real server.
+SHIPPED_FLAGS = ("--default-model", "u2netp", "--default-provider", "cpu", "--no-fetch-missing")
 
 
 @dataclass(frozen=True)
@@ -45,8 +66,12 @@ class Case:
     options: dict[str, Any] = field(default_factory=dict)
     #: None: must succeed; else the typed error every path must report.
     error: type[RemovalError] | None = None
-    #: The output's (width, height) on success, where it is known.
+    #: The output's (width, height) on success.
     size: tuple[int, int] | None = None
+    #: Seconds one request of the case may take on any path (the figures allow 1 s more).
+    budget_s: float = 1.0
+    #: ``small``: ``LIMIT_FLAGS``; ``shipped``: ``SHIPPED_FLAGS``.
+    limits: str = "small"
 
 
 def _noise(n: int, seed: int = 0) -> bytes:
@@ -152,6 +177,27 @@ def truncated_half(data: bytes) -> bytes:
     return data[: len(data) // 2]
 
 
+def tall_png(width: int, height: int) -> bytes:
+    """A flat grey 8-bit PNG written row by row (Pillow would hold it whole): 1x40,000,000 is 155 KB."""
+    row = b"\0" + b"\x80" * width
+    deflate = zlib.compressobj(9)
+    rows_per_piece = max(1, (1 << 20) // len(row))
+    parts = []
+    for start in range(0, height, rows_per_piece):
+        parts.append(deflate.compress(row * min(rows_per_piece, height - start)))
+    parts.append(deflate.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", b"".join(parts)) + _chunk(b"IEND", b"")
+
+
+def photo_jpeg(size: tuple[int, int]) -> bytes:
+    """A real photo (cloth-1.jpg: a person on a plain ground) scaled to ``size``: something to matte."""
+    from base.assets import photo
+
+    with Image.open(photo("cloth-1.jpg")) as im:
+        return encoded(im.convert("RGB").resize(size, Image.Resampling.BILINEAR), "JPEG", quality=85)
+
+
 HTML = b"<!doctype html><html><head><title>x</title></head><body><img src=x onerror=alert(1)></body></html>"
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>'
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
@@ -178,7 +224,8 @@ def _cases() -> list[Case]:
         Case("truncated-png-header", NOISY_PNG[:60], error=InvalidImage),
         Case("truncated-png-half", truncated_half(NOISY_PNG), error=InvalidImage),
         Case("png-bad-crc", with_bad_crc(GOOD_PNG), error=InvalidImage),
-        Case("tiff-page-2-without-size", tiff_second_page_without_size(), "t.tif", error=InvalidImage),
+        # only the first page is decoded: a broken second page does not matter (it did, through n_frames)
+        Case("tiff-page-2-without-size", tiff_second_page_without_size(), "t.tif", size=(24, 16)),
         # sizes and limits
         Case("header-60000x60000", png_header_only(60000, 60000), error=ImageTooLarge),
         Case("header-0x10", png_header_only(0, 10), error=InvalidImage),
@@ -225,10 +272,118 @@ def _cases() -> list[Case]:
         Case("bgc-300", GOOD_PNG, options={"bgcolor": "300,0,0"}, error=InvalidOption),
         Case("format-exe", GOOD_PNG, options={"output_format": "exe"}, error=InvalidOption),
         Case("provider-path", GOOD_PNG, options={"provider": "../cpu"}, error=InvalidOption),
+        *_hardening_cases(),
     ]
     ids = [c.id for c in cases]
     assert len(ids) == len(set(ids)), "case ids must be unique"
+    assert all(c.size is not None for c in cases if c.error is None), "every success names its output size"
     return cases
 
 
+def _hardening_cases() -> list[Case]:
+    """The attacks and accidents of the hardening issue, each row of its table that is an input.
+
+    Rows 1, 2, 8 and 10 are not inputs (a body that never ends, an upload cut off, SIGTERM,
+    corrupt weights): tests/reliability/test_guard.py and test_faults.py have them.
+    """
+    side = int(MAX_PIXELS**0.5)
+    matte = {"alpha_matting": True}
+    return [
+        # row 3: a progressive JPEG of thousands of near-empty scans (49 s for 20,000 at 6000x6600)
+        Case("jpeg-20000-scans", grey_jpeg(side, side, ac_scans=20_000), "p.jpg", error=ImageTooComplex),
+        Case(
+            "jpeg-6000x6600-20000-scans",
+            grey_jpeg(6000, 6600, ac_scans=20_000),
+            "p.jpg",
+            error=ImageTooComplex,
+            limits="shipped",
+        ),
+        # row 4: a TIFF of many pages (n_frames walked them all: 200,000 took minutes)
+        Case("tiff-25000-pages", tiff_pages(25_000), "t.tif", size=(1, 1)),
+        Case("tiff-200000-pages", tiff_pages(200_000), "t.tif", size=(1, 1), budget_s=2.0, limits="shipped"),
+        # row 5: sizes an output format cannot hold (a 500 from WebP's and JPEG's own errors)
+        Case(
+            "webp-16384-wide",
+            png_bytes(Image.new("RGB", (16_384, 61), (40, 90, 140))),
+            options={"output_format": "webp"},
+            error=InvalidOption,
+        ),
+        Case(
+            "jpeg-65535-wide",
+            png_bytes(Image.new("RGB", (65_535, 15), (40, 90, 140))),
+            options={"output_format": "jpeg"},
+            error=InvalidOption,
+        ),
+        Case(
+            "panorama-20000x1125-webp",
+            encoded(Image.new("RGB", (20_000, 1125), (40, 90, 140)), "JPEG"),
+            "p.jpg",
+            options={"output_format": "webp"},
+            error=InvalidOption,
+            limits="shipped",
+        ),
+        # row 6: a sliver within the pixel limit that Pillow works on row by row (an empty PNG, 20 s, 5.5 GB)
+        Case("tall-1x65536", tall_png(1, 65_536), error=ImageTooLarge),
+        Case("tall-1x40000000", tall_png(1, 40_000_000), error=ImageTooLarge, limits="shipped"),
+        # row 7: alpha matting, bounded by matting_max_pixels (1080p took 22 s, 4K 127 s and 5.7 GB, 40 MP
+        # a MemoryError)
+        Case("matting-1000x1000", photo_jpeg((side, side)), "m.jpg", options=matte, size=(side, side), budget_s=15),
+        Case("matting-erode-100", GOOD_PNG, options={**matte, "alpha_matting_erode_size": 100}, error=InvalidOption),
+        Case(
+            "matting-1080p",
+            photo_jpeg((1920, 1080)),
+            "m.jpg",
+            options=matte,
+            size=(1920, 1080),
+            budget_s=15,
+            limits="shipped",
+        ),
+        Case(
+            "matting-4k",
+            photo_jpeg((3840, 2160)),
+            "m.jpg",
+            options=matte,
+            size=(3840, 2160),
+            budget_s=20,
+            limits="shipped",
+        ),
+        Case(
+            "matting-6000x6600",
+            photo_jpeg((6000, 6600)),
+            "m.jpg",
+            options=matte,
+            size=(6000, 6600),
+            budget_s=30,
+            limits="shipped",
+        ),
+        # row 9: Gradio took "abc" for a number with a traceback, and "false" as true
+        Case("quality-abc", GOOD_PNG, options={"quality": "abc"}, error=InvalidOption),
+        Case("crop-false", GOOD_PNG, options={"crop": "false"}, size=(64, 48)),
+        # row 11: a header that declares far more than the file holds (decoded as grey, +1 GB)
+        Case("jpeg-declares-1000x1000", grey_jpeg(side, side, body=b"\0" * 500), "t.jpg", error=InvalidImage),
+        Case(
+            "jpeg-declares-6000x6600",
+            grey_jpeg(6000, 6600, body=b"\0" * 600),
+            "t.jpg",
+            error=InvalidImage,
+            limits="shipped",
+        ),
+        Case("png-declares-1000x1000", png_header_only(side, side), error=InvalidImage),
+        # row 12: one TIFF tile larger than the pixel limit (+1 GB before the 400)
+        Case("tiff-tile-1024x1024", tiff_one_tile((16, 16), (1024, 1024)), "t.tif", error=ImageTooLarge),
+        Case(
+            "tiff-tile-32768x32768",
+            tiff_one_tile((16, 16), (32_768, 32_768)),
+            "t.tif",
+            error=ImageTooLarge,
+            limits="shipped",
+        ),
+        # the smaller items: a negative BMP width; a 1 MB option value echoed back whole
+        Case("bmp-width-minus-16", bmp_with_width(-16), "b.bmp", error=InvalidImage),
+        Case("bgc-1MB", GOOD_PNG, options={"bgcolor": "9" * 1_000_000}, error=InvalidOption),
+    ]
+
+
 CASES = _cases()
+SMALL = [c for c in CASES if c.limits == "small"]
+SHIPPED = [c for c in CASES if c.limits == "shipped"]

@@ -160,13 +160,81 @@ class Outcome:
     iou: float = 1.0
 
 
-def reference_masks(photos: Sequence[str], model: str) -> dict[str, np.ndarray]:
+def reference_masks(photos: Sequence[str], model: str, alpha_matting: bool = False) -> dict[str, np.ndarray]:
     """Each photo's alpha from the library, computed once: what every response must match."""
     from core import Engine, RemovalOptions, load_settings
 
     engine = Engine(load_settings([]))
-    options = RemovalOptions(model=model, provider="cpu")
+    options = RemovalOptions(model=model, provider="cpu", alpha_matting=alpha_matting)
     return {p: alpha(engine.remove(PHOTOS_DIR / p, options).image) for p in photos}
+
+
+class PageClient:
+    """The WebUI's own events, driven as the page drives them: the page's cookie (``api.guard``),
+    uploads to ``/gradio_api/upload``, ``queue/join`` by ``fn_index`` and the SSE stream."""
+
+    def __init__(self, url: str) -> None:
+        self.http = httpx.Client(base_url=url, timeout=1800)
+        self.http.get("/").raise_for_status()  # the page: its cookie opens the internal events
+        config = self.http.get("/config").json()
+        self.fns = {d["api_name"]: d["id"] for d in config["dependencies"] if d.get("api_name")}
+
+    def close(self) -> None:
+        self.http.close()
+
+    def upload(self, path: Path) -> dict[str, Any]:
+        response = self.http.post("/gradio_api/upload", files={"files": (path.name, path.read_bytes())})
+        response.raise_for_status()
+        return {"path": response.json()[0], "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
+
+    def run(self, name: str, data: list[Any]) -> list[Any]:
+        """Run the event named ``name`` with ``data``; its output values, or ``PageError`` with its message."""
+        import json
+        import uuid
+
+        session = uuid.uuid4().hex[:10]
+        joined = self.http.post(
+            "/gradio_api/queue/join", json={"fn_index": self.fns[name], "data": data, "session_hash": session}
+        )
+        if joined.status_code == 503:
+            raise Refused(joined.text[:200])
+        joined.raise_for_status()
+        with self.http.stream("GET", f"/gradio_api/queue/data?session_hash={session}") as stream:
+            for line in stream.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed":
+                    if not message.get("success"):
+                        raise PageError(str(message.get("output", {}).get("error"))[:300])
+                    return list(message["output"]["data"])
+        raise PageError(f"{name}: the stream ended without a result")
+
+
+class PageError(Exception):
+    """A WebUI event that ended in an error."""
+
+
+def ui_remove_data(image: dict[str, Any], model: str, alpha_matting: bool) -> list[Any]:
+    """The Upload tab's inputs, as the page sends them (``ui.handlers.Handlers.ui_remove``)."""
+    return [
+        image,
+        "cpu",
+        model,
+        "png",
+        0,
+        False,
+        "transparent",
+        "#ffffff",
+        None,
+        False,
+        0,
+        alpha_matting,
+        240,
+        10,
+        10,
+        False,
+    ]
 
 
 class Requester:
@@ -180,23 +248,71 @@ class Requester:
         self.references = references
         self.model = model
         self.photos = {p: (PHOTOS_DIR / p).read_bytes() for p in references}
+        self.matting_references: dict[str, np.ndarray] = {}
+        self._page: PageClient | None = None
+        self._url = url
+
+    @property
+    def page(self) -> PageClient:
+        if self._page is None:
+            self._page = PageClient(self._url)
+        return self._page
 
     def close(self) -> None:
         self.http.close()
+        if self._page is not None:
+            self._page.close()
 
     def one(self, path: str, photo: str) -> Outcome:
+        """One request along ``path``: ``rest``, ``gradio``, or the WebUI's ``matting`` (the Upload tab
+        with alpha matting) and ``gallery`` (the Gallery tab, with the next photos as well)."""
         start = time.perf_counter()
         try:
-            data = self._rest(photo) if path == "rest" else self._gradio(photo)
+            if path == "gallery":
+                outputs = self._gallery(photo)
+            else:
+                outputs = [(photo, self._rest(photo) if path == "rest" else self._gradio(photo, path))]
         except Refused as exc:
             return Outcome(path, photo, time.perf_counter() - start, "refused", str(exc))
         except Exception as exc:  # noqa: BLE001 - every other failure is counted, with what it was
             return Outcome(path, photo, time.perf_counter() - start, "error", f"{type(exc).__name__}: {exc}"[:300])
         seconds = time.perf_counter() - start
-        score = iou(alpha(decoded(data)), self.references[photo])
-        if score < MIN_IOU:
-            return Outcome(path, photo, seconds, "mixup", f"IoU {score:.4f} with its own reference", score)
-        return Outcome(path, photo, seconds, "ok", iou=score)
+        references = self._matting_reference(photo) if path == "matting" else self.references
+        least = MIN_MATTING_IOU if path == "matting" else MIN_IOU
+        scores = [iou(alpha(decoded(data)), references[name]) for name, data in outputs]
+        if min(scores) < least:
+            return Outcome(path, photo, seconds, "mixup", f"IoU {min(scores):.4f} with its own reference", min(scores))
+        return Outcome(path, photo, seconds, "ok", iou=min(scores))
+
+    def _matting_reference(self, photo: str) -> dict[str, np.ndarray]:
+        """The library's alpha-matted mask of ``photo``, computed on first use."""
+        if photo not in self.matting_references:
+            self.matting_references.update(reference_masks([photo], self.model, alpha_matting=True))
+        return self.matting_references
+
+    def benchmark(self) -> Outcome:
+        """The Benchmark tab's quick run (minutes: every model, a 1080p photo, rembg alongside)."""
+        start = time.perf_counter()
+        try:
+            table, _, report = self.page.run("run_quick", [])
+            assert report and "|" in table, table
+        except Exception as exc:  # noqa: BLE001 - counted, with what it was
+            return Outcome("benchmark", "-", time.perf_counter() - start, "error", f"{type(exc).__name__}: {exc}"[:300])
+        return Outcome("benchmark", "-", time.perf_counter() - start, "ok")
+
+    def _gallery(self, photo: str) -> list[tuple[str, bytes]]:
+        names = list(self.references)
+        batch = [names[(names.index(photo) + i) % len(names)] for i in range(GALLERY_FILES)]
+        files = [self.page.upload(PHOTOS_DIR / name) for name in batch]
+        gallery, _, status = self.page.run("batch", [files, "cpu", self.model, "png"])
+        rows = status["data"] if isinstance(status, dict) else status
+        assert [row[1] for row in rows] == ["ok"] * len(batch), rows
+        return [(name, self._fetch(item["image"]["path"])) for name, item in zip(batch, gallery, strict=True)]
+
+    def _fetch(self, path: str) -> bytes:
+        response = self.http.get(f"/gradio_api/file={path}")
+        response.raise_for_status()
+        return response.content
 
     def _rest(self, photo: str) -> bytes:
         files = {"file": (photo, self.photos[photo], "application/octet-stream")}
@@ -207,9 +323,13 @@ class Requester:
             raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
         return response.content
 
-    def _gradio(self, photo: str) -> bytes:
+    def _gradio(self, photo: str, path: str = "gradio") -> bytes:
         from gradio_client import handle_file
 
+        if path == "matting":
+            image = self.page.upload(PHOTOS_DIR / photo)
+            slider, *_ = self.page.run("ui_remove", ui_remove_data(image, self.model, alpha_matting=True))
+            return self._fetch(slider[1]["path"])
         try:
             out, _ = self.gradio.predict(
                 handle_file(str(PHOTOS_DIR / photo)), model=self.model, provider="cpu", api_name="/remove_background"
@@ -229,6 +349,10 @@ class Refused(Exception):
 
 
 MIN_IOU = 0.99
+#: Alpha matting against the library's own matting (pymatting's solver runs threads: not bit-exact).
+MIN_MATTING_IOU = 0.98
+#: Photos in one Gallery run of the soak.
+GALLERY_FILES = 4
 
 
 def summarise(outcomes: list[Outcome], elapsed: float) -> dict[str, Any]:
@@ -245,7 +369,8 @@ def summarise(outcomes: list[Outcome], elapsed: float) -> dict[str, Any]:
                 "ok": sum(1 for o in ok if o.path == path),
                 "latency_s": percentiles([o.seconds for o in ok if o.path == path]),
             }
-            for path in ("rest", "gradio")
+            for path in ("rest", "gradio", "matting", "gallery", "benchmark")
+            if path in ("rest", "gradio") or any(o.path == path for o in outcomes)
         },
         "min_iou": min((o.iou for o in ok), default=float("nan")),
         "errors_seen": sorted({o.detail for o in outcomes if o.status in ("error", "mixup")})[:10],

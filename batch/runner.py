@@ -22,6 +22,7 @@ import dataclasses
 import json
 import logging
 import multiprocessing
+import os
 import signal
 import subprocess
 import sys
@@ -172,6 +173,9 @@ def run_batch(config: BatchConfig) -> BatchResult:
 
 def _context(config: BatchConfig, options: RemovalOptions, kind: str) -> dict[str, Any]:
     opts = dataclasses.asdict(options)
+    for name, value in opts.items():  # image options (mask_edit) as their path: the report is JSON
+        if isinstance(value, os.PathLike):
+            opts[name] = os.fspath(value)
     opts["background_image"] = config.background_image
     return {
         "input": str(config.source),

@@ -34,9 +34,12 @@ from core.options import OPTIONS, kind_of
 from ui import readout, touchup
 from ui.activity import GALLERY, HEAVY, LIGHT, Activity
 from ui.handlers import (
+    ALPHA_MATTING_INFO,
     BACKGROUNDS,
     RESULT_OUTPUTS,
+    TOUCHUP_OUTPUTS,
     UPLOAD_FIELDS,
+    WARMING_INFO,
     Handlers,
     OutputStore,
     api_default,
@@ -50,8 +53,6 @@ from ui.page import SWATCHES
 
 LIVE_MODEL = "u2netp"  # the fastest model (python -m benchmark): the one that keeps up with a camera on a CPU
 IMAGE_HEIGHT = 380  # the input and result boxes on a desktop (CSS makes them shorter on a phone)
-ALPHA_MATTING_INFO = "Finer hair and fur edges; seconds more per image (runs in the heavy queue)."
-WARMING_INFO = "Warming up: the first use since start compiles pymatting's code; ready in a minute or so."
 
 
 def uploaded_file(**kwargs: Any) -> gr.File:
@@ -176,10 +177,10 @@ def build_ui(
                                 label="Model",
                                 container=False,  # one line with the button; "Model" is drawn inside (ui/page.py)
                                 elem_id="model",
-                                scale=2,
+                                scale=1,
                                 min_width=140,
                             )
-                            run = gr.Button("Remove background", variant="primary", elem_id="run", scale=3)
+                            run = gr.Button("Remove background", variant="primary", elem_id="run", scale=1)
                         status = gr.HTML(status_html("idle", ""), elem_id="status", padding=False, min_height=0)
                     with gr.Column(elem_id="output-col", min_width=300):
                         slider = gr.ImageSlider(
@@ -292,7 +293,7 @@ def build_ui(
             # --- Webcam -------------------------------------------------------------------------
             with gr.Tab("Webcam", id="webcam", elem_id="tab-webcam"):
                 with gr.Row(equal_height=False):
-                    with gr.Column(min_width=300):
+                    with gr.Column(min_width=300, scale=3):
                         with gr.Row(elem_id="live-row"):
                             live_model = gr.Dropdown(models, value=live_model, label="Model", elem_id="live-model")
                             fps = gr.HTML('<div class="fps">Start live to see frames per second.</div>', elem_id="fps")
@@ -301,7 +302,7 @@ def build_ui(
                                 sources=["webcam"], streaming=True, type="numpy", label="Live", elem_id="live"
                             )
                             live_out = gr.Image(label="Live cutout", format="webp", elem_id="live-out")
-                    with gr.Column(min_width=300):
+                    with gr.Column(min_width=300, scale=2):
                         snapshot = uploaded_image(sources=["webcam"], label="Snapshot", elem_id="snapshot")
                         snap_run = gr.Button("Cut out snapshot", variant="primary", elem_id="snap-run")
                         snap_status = gr.HTML(status_html("idle", ""), elem_id="snap-status", padding=False)
@@ -318,9 +319,9 @@ def build_ui(
                         )
                         with gr.Row(equal_height=True):
                             batch_model = gr.Dropdown(
-                                models, value=default_model, label="Model", elem_id="gallery-model"
+                                models, value=default_model, label="Model", elem_id="gallery-model", min_width=220
                             )
-                            batch_format = gr.Radio(format_choices(), value="png", label="Output format")
+                            batch_format = gr.Radio(format_choices(), value="png", label="Output format", min_width=220)
                         batch_run = gr.Button("Remove backgrounds", variant="primary", elem_id="gallery-run")
                         batch_status = gr.HTML(status_html("idle", ""), elem_id="gallery-status-line", padding=False)
                     with gr.Column(min_width=300):
@@ -399,10 +400,12 @@ def build_ui(
             ).then(
                 user_errors(functools.partial(handlers.ui_touchup, lane)),
                 [editor, touch],
-                outputs,
-                show_progress_on=[slider, editor],
+                [result_components[n] for n in TOUCHUP_OUTPUTS],
+                show_progress_on=[slider],
                 **private,
                 **lanes[lane],
+            ).success(
+                handlers.touchup_picture, [touch], [editor], queue=False, show_progress="hidden", **private
             )  # fmt: skip
 
         # One background control: choosing a colour or an image chooses that background.
@@ -442,7 +445,13 @@ def build_ui(
             concurrency_limit=1,
             **private,
         )
-        demo.load(handlers.page_state, None, [history, chart, model, batch_model, live_model], queue=False, **private)
+        demo.load(
+            handlers.page_state,
+            None,
+            [history, chart, model, batch_model, live_model, alpha_matting],
+            queue=False,
+            **private,
+        )
         warm_timer.tick(
             lambda: (
                 gr.update(info=WARMING_INFO if warming_up() else ALPHA_MATTING_INFO),

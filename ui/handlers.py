@@ -52,6 +52,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 #: Seconds an error toast stays: long enough to read a sentence twice (the status line keeps it after).
 TOAST_SECONDS = 30
+ALPHA_MATTING_INFO = "Finer hair and fur edges; seconds more per image (runs in the heavy queue)."
+WARMING_INFO = "Warming up: pymatting compiles its code on first use since start; this note changes when ready."
 #: Results smaller than this on their shorter side are shown scaled up (pixelated) in the slider.
 DISPLAY_MIN_SIDE = 256
 #: ...but never beyond this many on their longer side (a 1x10000 strip stays as it is).
@@ -207,6 +209,8 @@ UPLOAD_FIELDS = (
 BACKGROUNDS = [("Transparent", "transparent"), ("Colour", "colour"), ("Image", "image"), ("Blur", "blur")]
 #: What the Upload and Webcam handlers update, in order (``ui.blocks`` wires the same names).
 RESULT_OUTPUTS = ("slider", "files", "status", "last", "history", "chart", "editor", "touch")
+#: What applying a touch-up updates: all but the editor, which is its input (``touchup_picture`` follows).
+TOUCHUP_OUTPUTS = tuple(n for n in RESULT_OUTPUTS if n != "editor")
 
 
 def upload_options(form: Mapping[str, Any], mask_edit: Any = None) -> RemovalOptions:
@@ -380,12 +384,12 @@ class Handlers:
     def ui_touchup(self, lane: str, editor: Mapping[str, Any] | None, touch: Mapping[str, Any] | None) -> Any:
         """Apply the strokes painted on the result as the engine's ``mask_edit``, at full resolution."""
         if not touch:
-            yield _pack(RESULT_OUTPUTS, {"status": status_html("error", "Cut out an image first, then paint on it.")})
+            yield _pack(TOUCHUP_OUTPUTS, {"status": status_html("error", "Cut out an image first, then paint on it.")})
             raise gr.Error("Cut out an image first, then paint on it.", duration=TOAST_SECONDS, print_exception=False)
         layers = [layer for layer in (editor or {}).get("layers") or [] if layer]
         if not layers:
             message = "Paint on the picture first: green keeps, red removes."
-            yield _pack(RESULT_OUTPUTS, {"status": status_html("error", message)})
+            yield _pack(TOUCHUP_OUTPUTS, {"status": status_html("error", message)})
             raise gr.Error(message, duration=TOAST_SECONDS, print_exception=False)
         previous = None
         if touch.get("edit"):
@@ -396,7 +400,14 @@ class Handlers:
         buf = io.BytesIO()
         edit.save(buf, "PNG")
         edit_path = str(self.store.write(buf.getvalue(), "touch-up.png"))
-        yield from self._run(lane, touch["image"], touch["form"], edit_path, RESULT_OUTPUTS)
+        yield from self._run(lane, touch["image"], touch["form"], edit_path, TOUCHUP_OUTPUTS)
+
+    @staticmethod
+    def touchup_picture(touch: Mapping[str, Any] | None) -> Any:
+        """The editor's new picture after a touch-up (a step of its own: the editor was the touch-up's input)."""
+        if not touch or not touch.get("picture"):
+            return gr.skip()
+        return {"background": touch["picture"], "layers": [], "composite": touch["picture"]}
 
     def ui_snapshot(self, lane: str, image: str | None, provider: str, model: str) -> Iterator[tuple[Any, ...]]:
         """The Webcam tab's snapshot: default options, the tab's model."""
@@ -431,7 +442,7 @@ class Handlers:
             "history": readout.history_html(self.engine),
             "chart": readout.recent_chart_html(self.engine),
         }
-        if "editor" in names:
+        if "touch" in names:
             picture, _ = touchup.preview(result)
             buf = io.BytesIO()
             picture.save(buf, "PNG")
@@ -443,6 +454,7 @@ class Handlers:
                 "edit": edit,
                 "box": result.box,
                 "input_size": result.input_size,
+                "picture": background,
             }
         yield _pack(names, values)
 
@@ -581,12 +593,12 @@ class Handlers:
         readout_text = (
             f"{fps:.1f} frames/s · {result.provider} · {result.model} · inference {result.timings['inference']:.0f} ms"
         )
-        return np.asarray(result.image), readout_text, {"stamps": stamps}
+        return np.asarray(result.image), f'<div class="fps">{readout_text}</div>', {"stamps": stamps}
 
     # --- page load --------------------------------------------------------------------------------
 
     def page_state(self) -> tuple[Any, ...]:
-        """What a freshly opened page shows: the read-outs since start and the models with their speeds."""
+        """What a freshly opened page shows: the read-outs since start, the models with their speeds, warm-up."""
         choices = readout.model_choices(self.engine.settings, self.engine)
         return (
             readout.history_html(self.engine),
@@ -594,6 +606,7 @@ class Handlers:
             gr.update(choices=choices),
             gr.update(choices=choices),
             gr.update(choices=choices),
+            gr.update(info=WARMING_INFO if warming_up() else ALPHA_MATTING_INFO),
         )
 
 

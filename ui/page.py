@@ -192,11 +192,13 @@ or says why not.";
 .status-error { background: #fee2e2; color: #991b1b; border: 1px solid #fca5a5; }
 
 /* Background swatches: colour squares with their names kept for screen readers. */
-#swatches .wrap { gap: 6px; }
+#swatches .wrap { gap: 4px; }
 #swatches label {
-  width: 26px; height: 26px; min-width: 0; padding: 0; border-radius: 50%; border: 1px solid #94a3b8;
+  width: 24px; height: 24px; min-width: 0; padding: 0; border-radius: 50%; border: 1px solid #94a3b8;
   justify-content: center; font-size: 0; box-shadow: none;
 }
+/* The picker's own swatch shows the colour chosen: outlined, so that white shows on white. */
+#colour .dialog-button { border: 1px solid #94a3b8; width: 40px; height: 28px; border-radius: 6px; }
 #swatches label.selected { outline: 3px solid var(--color-accent); outline-offset: 2px; }
 #swatches input { opacity: 0; position: absolute; }
 __SWATCHES__

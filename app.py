@@ -84,14 +84,12 @@ def remove_command(argv: Sequence[str]) -> int:
 
 # --- python app.py (serve) -------------------------------------------------------------
 
-CSS = "#provider-note { font-size: 0.85em; opacity: 0.8; }"
 
-
-def queue_depth(demo: gr.Blocks) -> int:
-    """Events waiting in Gradio's queue (0 before it starts)."""
+def queue_depth(demo: gr.Blocks, concurrency_id: str | None = None) -> int:
+    """Events waiting in Gradio's queue, or in one concurrency group of it (0 before it starts)."""
     queue = getattr(demo, "_queue", None)
     pending = getattr(queue, "event_queue_per_concurrency_id", {}) if queue else {}
-    return sum(len(getattr(q, "queue", [])) for q in pending.values())
+    return sum(len(getattr(q, "queue", [])) for cid, q in pending.items() if concurrency_id in (None, cid))
 
 
 def pending_jobs(demo: gr.Blocks) -> int:
@@ -117,11 +115,16 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState]:
 
     from api.guard import Guard, guard_state, internal_events
     from api.rest import create_router
-    from ui import build_ui
+    from core.imaging import ALPHA_MATTING_WARMUP
+    from ui import build_ui, page
+    from ui.activity import Activity
 
     engine = Engine(settings)
     users = auth_users(settings.auth)
-    demo = build_ui(settings, engine)
+    # Alpha matting compiles on first use; warming it now, beside serving, spares the first user the wait.
+    ALPHA_MATTING_WARMUP.start()
+    activity = Activity(waiting=lambda lane: queue_depth(demo, lane))
+    demo = build_ui(settings, engine, activity=activity)
     demo.queue(max_size=settings.queue_size, api_open=False, default_concurrency_limit=1)
     guard = guard_state(
         users, settings.max_upload_bytes, settings.max_batch_bytes, settings.read_timeout_s, settings.max_failed_logins
@@ -141,7 +144,10 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState]:
         "max_file_size": settings.max_upload_bytes,
         "mcp_server": settings.mcp,
         "theme": gr.themes.Soft(),
-        "css": CSS,
+        "css": page.CSS,
+        "head": page.SCRIPT,
+        "i18n": page.I18N,
+        "quiet": True,  # Gradio's start-up lines name launch()'s arguments; serve() logs this app's own
         "show_error": True,  # gr.Error messages only: handlers never let other exceptions through
         "app_kwargs": {"routes": router.routes, "middleware": [Middleware(Guard, state=guard)]},
         "footer_links": ["api", "gradio", "settings"],
@@ -235,7 +241,12 @@ def serve(argv: Sequence[str]) -> int:
     demo, launch_kwargs, guard = create(settings)
     if settings.share and not settings.auth:
         log.warning("--share without --auth: anyone with the public link can use this machine")
-    log.info("serving on http://%s:%d (REST: /api/remove, health: /healthz)", settings.host, settings.port)
+    log.info(
+        "serving on http://%s:%d (REST: /api/remove, health: /healthz)%s",
+        settings.host,
+        settings.port,
+        "" if settings.share else "; add --share for a public link",
+    )
     uploads = Path(gradio.utils.get_upload_folder())
     sweep_stray_uploads(uploads)
     stopping = threading.Event()

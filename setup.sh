@@ -19,6 +19,10 @@ requirements=requirements.txt
 .venv/bin/python -m pip install --quiet -r "$requirements"
 [ "$dev" = 1 ] && .venv/bin/python -m pip install --quiet -r requirements-dev.txt
 .venv/bin/python -m models fetch
+# Alpha matting (pymatting) compiles its numba code on first use (README: "The WebUI");
+# compiling it here fills numba's cache in .venv, so no request waits for the compiler
+# (the server also warms it in the background at start, for a cache that is not writable).
+.venv/bin/python -c "from core.imaging import warm_alpha_matting; warm_alpha_matting()"
 # The GPU variants (fp16, dynamic batch), built here from u2net in seconds: a GPU
 # machine wants them and the tests check them on the CPU.
 if [ "$dev" = 1 ] || [ "$gpu" = 1 ]; then

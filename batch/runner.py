@@ -196,6 +196,9 @@ def prepare_out(out: Path) -> None:
 
 def _context(config: BatchConfig, options: RemovalOptions, kind: str) -> dict[str, Any]:
     opts = dataclasses.asdict(options)
+    for name, value in opts.items():  # image options (mask_edit) as their path: the report is JSON
+        if isinstance(value, os.PathLike):
+            opts[name] = os.fspath(value)
     opts["background_image"] = config.background_image
     return {
         "input": str(config.source),

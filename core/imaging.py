@@ -8,15 +8,21 @@ computed on all cores, which Pillow's box argument makes bit-identical to one ca
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
+import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import numpy as np
-from PIL import Image, ImageChops, ImageOps
+from PIL import Image, ImageChops, ImageFilter, ImageOps
 
 from base.cpu import physical_cores
+
+log = logging.getLogger(__name__)
 
 #: Below this many output pixels a single Pillow call beats the thread hand-off.
 _STRIPE_MIN_PIXELS = 250_000
@@ -226,3 +232,115 @@ def subject_box(alpha: Image.Image, margin: int) -> tuple[int, int, int, int] | 
         min(alpha.width, right + margin),
         min(alpha.height, bottom + margin),
     )
+
+
+def mask_edit_layers(edit: Image.Image, size: tuple[int, int]) -> tuple[Image.Image, Image.Image]:
+    """A touch-up image as (target, weight), both "L" at ``size``.
+
+    ``target`` is the edit's brightness (white: subject, black: background) and
+    ``weight`` its opacity: transparent pixels change nothing, an image without
+    alpha replaces the whole mask.
+    """
+    rgba = edit.convert("RGBA")
+    if rgba.size != size:
+        # Pillow resizes RGBA premultiplied, so the colour under transparent pixels does not bleed in.
+        rgba = rgba.resize(size, Image.Resampling.BILINEAR)
+    return rgba.convert("L"), rgba.getchannel("A")
+
+
+def edited_mask(mask: Image.Image, target: Image.Image, weight: Image.Image) -> Image.Image:
+    """``mask`` moved towards ``target`` by ``weight``: a full-strength stroke sets the value outright."""
+    m, t, w = (np.asarray(x, dtype=np.uint32) for x in (mask, target, weight))
+    out = (m * (255 - w) + t * w + 127) // 255
+    return Image.fromarray(out.astype(np.uint8), "L")
+
+
+def blurred_background(im: Image.Image, mask: Image.Image, radius: float) -> Image.Image:
+    """The image's background, blurred, as opaque RGBA (the input's own alpha blurred along).
+
+    The subject is left out of the blur (each pixel averages background pixels only),
+    so it does not smear a halo of its own colours around itself; deep inside a large
+    subject, where there is no background to average, the plain blur fills in.
+    """
+    blur = ImageFilter.GaussianBlur(radius)
+    rgb = im.convert("RGB")
+    weighted = rgb.convert("RGBA")
+    weight = ImageOps.invert(mask)
+    if im.mode == "RGBA":  # nor the colour under the input's own transparent pixels
+        weight = ImageChops.multiply(weight, im.getchannel("A"))
+    weighted.putalpha(weight)
+    # Blurred premultiplied, then divided by the blurred weight: a weighted average.
+    background = weighted.convert("RGBa").filter(blur).convert("RGBA")
+    reach = background.getchannel("A").point(lambda v: min(255, v * 8))
+    out = Image.composite(background, rgb.filter(blur).convert("RGBA"), reach)
+    out.putalpha(im.getchannel("A").filter(blur) if im.mode == "RGBA" else 255)
+    return out
+
+
+def drop_shadow(mask: Image.Image, offset: tuple[int, int], radius: float, opacity: float) -> Image.Image:
+    """The shadow's alpha ("L", the mask's size): the mask moved by ``offset``, blurred, at ``opacity`` (0-1)."""
+    shadow = Image.new("L", mask.size, 0)
+    shadow.paste(mask, offset)
+    if radius > 0:
+        shadow = shadow.filter(ImageFilter.GaussianBlur(radius))
+    return shadow.point(lambda v: round(v * opacity))
+
+
+def over_shadow(rgba: Image.Image, shadow: Image.Image) -> Image.Image:
+    """``rgba`` over a black shadow whose alpha is ``shadow``."""
+    layer = Image.new("RGBA", rgba.size, (0, 0, 0, 0))
+    layer.putalpha(shadow)
+    return Image.alpha_composite(layer, rgba)
+
+
+def warm_alpha_matting() -> None:
+    """Run alpha matting once on a tiny image, so that its first real use does not wait.
+
+    pymatting's numba functions compile on first use (or load from numba's cache,
+    far faster): the slow first request the README's "Alpha matting" note measures.
+    """
+    im = Image.new("RGB", (48, 48), (20, 30, 40))
+    im.paste((230, 200, 60), (12, 12, 36, 36))
+    mask = Image.new("L", (48, 48), 0)
+    mask.paste(255, (14, 14, 34, 34))
+    mask = mask.filter(ImageFilter.GaussianBlur(3))
+    alpha_matting(im, mask, 240, 10, 2, 48 * 48)
+
+
+class Warmup:
+    """A warm-up (``warm_alpha_matting``) in a background thread, started once, and whether it is still running."""
+
+    def __init__(self, warm: Callable[[], None] | None = None) -> None:
+        self._warm = warm or warm_alpha_matting
+        self._done = threading.Event()
+        self._started = False
+        self._lock = threading.Lock()
+
+    @property
+    def warming(self) -> bool:
+        """Started and not finished: the first alpha matting would still wait for it."""
+        return self._started and not self._done.is_set()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._run, name="warm-alpha-matting", daemon=True).start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def _run(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._warm()
+            log.info("alpha matting is ready (warmed up in %.1f s)", time.perf_counter() - started)
+        except Exception:
+            log.warning("warming up alpha matting failed; its first use will be slow", exc_info=True)
+        finally:
+            self._done.set()
+
+
+#: The process's alpha-matting warm-up (the server starts it; the WebUI shows it).
+ALPHA_MATTING_WARMUP = Warmup()

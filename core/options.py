@@ -79,7 +79,9 @@ class RemovalOptions:
     ``model``/``provider`` of ``None`` mean the service defaults (settings).
     ``quality`` of ``None`` means lossless WebP and JPEG quality 90; a number
     means lossy WebP/JPEG at that quality (ignored for PNG).
-    ``background_image`` may be anything ``remove_background`` accepts as input.
+    ``background_image`` and ``mask_edit`` may be anything ``remove_background``
+    accepts as input. Lengths of the blur and the shadow are in thousandths of the
+    input's shorter side, so that one request looks the same at every size.
     """
 
     model: str | None = _option(None, "Model name; empty: the server's default model.", choices=tuple(MODELS))
@@ -112,6 +114,31 @@ class RemovalOptions:
         10, "Alpha matting: erosion of the sure regions, pixels (0-20).", rest="ae", low=0, high=20, advanced=True
     )
     post_process_mask: bool = _option(False, "Smooth the mask (morphological post-processing).", rest="ppm")
+    # New rows go last: the Gradio client API takes the options as positional parameters in this order.
+    mask_edit: Any = _option(  # noqa: RUF009 - a field
+        None,
+        "Touch-up: brush strokes over the input (any size, scaled to it); where opaque, white keeps the subject "
+        "and black removes it (grey: partly); transparent pixels leave the mask as the model made it.",
+        kind="image",
+    )
+    blur_background: int = _option(
+        0,
+        "Keep the background, blurred: strength 1-100 (Gaussian radius in thousandths of the shorter side); "
+        "0: remove it.",
+        low=0,
+        high=100,
+    )
+    shadow: bool = _option(False, "Add a soft drop shadow under the subject.")
+    shadow_offset_x: int = _option(
+        15, "Drop shadow: offset to the right (negative: left), thousandths of the shorter side.", low=-200, high=200
+    )
+    shadow_offset_y: int = _option(
+        15, "Drop shadow: offset downwards (negative: up), thousandths of the shorter side.", low=-200, high=200
+    )
+    shadow_blur: int = _option(
+        20, "Drop shadow: softness (Gaussian radius), thousandths of the shorter side.", low=0, high=200
+    )
+    shadow_opacity: int = _option(50, "Drop shadow: opacity, percent.", low=0, high=100)
 
     @property
     def color(self) -> tuple[int, int, int, int] | None:
@@ -149,6 +176,8 @@ class RemovalOptions:
         bgcolor = self.color
         if bgcolor is not None and self.background_image is not None:
             raise InvalidOption("bgcolor", "give a background colour or a background image, not both")
+        if self.blur_background and (bgcolor is not None or self.background_image is not None):
+            raise InvalidOption("blur_background", "choose one background: a colour, an image or a blur")
         if self.alpha_matting and self.alpha_matting_background_threshold >= self.alpha_matting_foreground_threshold:
             raise InvalidOption("alpha_matting_background_threshold", "must be below the foreground threshold")
         return dataclasses.replace(self, output_format=fmt, bgcolor=bgcolor)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageChops
 
 from base.errors import ImageTooComplex, RemovalError
 from base.memory import available_bytes
@@ -46,6 +46,12 @@ class RemovalResult:
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage and total
     #: How many images shared the inference call (``Engine.remove_many`` on a batched model).
     batch: int = 1
+    #: The input as decoded (RGB or RGBA), framed like the output (cropped where it is): the "before".
+    source: Image.Image | None = None
+    #: Where the output lies in the input, (left, top, right, bottom), when it was cropped.
+    box: tuple[int, int, int, int] | None = None
+    #: The decoded input's (width, height), before any crop.
+    input_size: tuple[int, int] | None = None
 
     @property
     def format(self) -> str:
@@ -63,6 +69,22 @@ class RemovalResult:
             "timings_ms": {k: round(v, 1) for k, v in self.timings.items()},
             "batch": self.batch,
         }
+
+
+@dataclass(frozen=True)
+class _OptionImages:
+    """The images an option carries, decoded once per request (also for a whole batch)."""
+
+    background: Image.Image | None = None
+    mask_edit: Image.Image | None = None
+
+
+@dataclass(frozen=True)
+class _Composed:
+    out: Image.Image
+    mask: Image.Image
+    source: Image.Image
+    box: tuple[int, int, int, int] | None
 
 
 class _Clock:
@@ -101,14 +123,11 @@ class Engine:
         opts = (options or RemovalOptions()).validated()
         session = self._session(opts)
         im, tensor, clock = self._prepare(image, session, opts)
-        if opts.background_image is None:
-            background = None
-        else:
-            background = decode(opts.background_image, self.limits)
-            clock.lap("decode")
+        extra = self._option_images(opts)
+        clock.lap("decode")
         [(prediction, shared)] = session.infer([tensor])
         clock.lap("inference")
-        result = self._finish(im, prediction, opts, background, session, clock)
+        result = self._finish(im, prediction, opts, extra, session, clock)
         result.batch = shared
         return result
 
@@ -124,7 +143,7 @@ class Engine:
         """
         opts = (options or RemovalOptions()).validated()
         session = self._session(opts)
-        background = None if opts.background_image is None else decode(opts.background_image, self.limits)
+        extra = self._option_images(opts)
         out: list[RemovalResult | RemovalError] = []
         ready: list[tuple[int, Image.Image, np.ndarray, _Clock]] = []
         for image in images:
@@ -141,7 +160,7 @@ class Engine:
         for (index, im, _, clock), (prediction, shared) in zip(ready, outputs, strict=True):
             clock.last = time.perf_counter()
             clock.timings["inference"] = share
-            result = self._finish(im, prediction, opts, background, session, clock)
+            result = self._finish(im, prediction, opts, extra, session, clock)
             result.batch = shared
             out[index] = result
         return out
@@ -181,6 +200,13 @@ class Engine:
         model = opts.model or self.settings.default_model
         return self.sessions.get(model, opts.provider or self.settings.default_provider)
 
+    def _option_images(self, opts: RemovalOptions) -> _OptionImages:
+        """Decode the options' images with the input's own decoder and limits."""
+        return _OptionImages(
+            background=None if opts.background_image is None else decode(opts.background_image, self.limits),
+            mask_edit=None if opts.mask_edit is None else decode(opts.mask_edit, self.limits),
+        )
+
     def _prepare(
         self, image: Any, session: ModelSession, opts: RemovalOptions | None = None
     ) -> tuple[Image.Image, np.ndarray, _Clock]:
@@ -203,7 +229,7 @@ class Engine:
         im: Image.Image,
         prediction: np.ndarray,
         opts: RemovalOptions,
-        background: Image.Image | None,
+        extra: _OptionImages,
         session: ModelSession,
         clock: _Clock,
     ) -> RemovalResult:
@@ -212,7 +238,8 @@ class Engine:
         mask = family_of(spec).finish(prediction, im.size, session)
         if opts.post_process_mask:
             mask = imaging.post_process_mask(mask)
-        out, mask = self._compose(im, mask, opts, background, session)
+        composed = self._compose(im, mask, opts, extra, session)
+        out = composed.out
         clock.lap("postprocess")
 
         fmt = FORMATS[opts.output_format]
@@ -224,10 +251,13 @@ class Engine:
             data=data,
             media_type=fmt.media_type,
             image=out,
-            mask=mask,
+            mask=composed.mask,
             model=spec.name,
             provider=session.provider,
             timings=timings,
+            source=composed.source,
+            box=composed.box,
+            input_size=im.size,
         )
 
     def _matte(self, im: Image.Image, mask: Image.Image, opts: RemovalOptions) -> Image.Image | None:
@@ -254,25 +284,47 @@ class Engine:
         im: Image.Image,
         mask: Image.Image,
         opts: RemovalOptions,
-        background: Image.Image | None,
+        extra: _OptionImages,
         session: ModelSession,
-    ) -> tuple[Image.Image, Image.Image]:
-        """The output image and its final mask (after matting and cropping)."""
-        matted = None
-        if opts.alpha_matting:
-            matted = self._matte(im, mask, opts)
-            if matted is not None:
-                mask = matted.getchannel("A")
+    ) -> _Composed:
+        """The output image, its final mask (after matting, touch-up and cropping) and the input framed alike.
+
+        Layers, bottom up: the background (a colour, an image or the input's own,
+        blurred), the drop shadow, the cutout. Blur and shadow are computed on the
+        whole frame before cropping, and the crop keeps the shadow in.
+        """
+        matted = self._matte(im, mask, opts) if opts.alpha_matting else None
+        if matted is not None:
+            mask = matted.getchannel("A")
+        if extra.mask_edit is not None:
+            target, weight = imaging.mask_edit_layers(extra.mask_edit, mask.size)
+            mask = imaging.edited_mask(mask, target, weight)
+            if matted is not None:  # restored areas take the input's colour, not matting's estimate
+                matted = Image.composite(im.convert("RGBA"), matted, weight)
+                matted.putalpha(mask)
+        unit = min(im.size) / 1000  # lengths are thousandths of the shorter side
+        shadow = backdrop = None
+        if not opts.only_mask:
+            if opts.shadow:
+                offset = (round(opts.shadow_offset_x * unit), round(opts.shadow_offset_y * unit))
+                shadow = imaging.drop_shadow(mask, offset, opts.shadow_blur * unit, opts.shadow_opacity / 100)
+            if opts.blur_background:
+                backdrop = imaging.blurred_background(im, mask, opts.blur_background * unit)
+        box = None
         if opts.crop:
-            box = imaging.subject_box(mask, opts.crop_margin)
+            extent = mask if shadow is None else ImageChops.lighter(mask, shadow)
+            box = imaging.subject_box(extent, opts.crop_margin)
             if box is not None:
                 im, mask = im.crop(box), mask.crop(box)
                 matted = matted.crop(box) if matted is not None else None
+                shadow = shadow.crop(box) if shadow is not None else None
+                backdrop = backdrop.crop(box) if backdrop is not None else None
         if opts.only_mask:
-            return mask, mask
+            return _Composed(mask, mask, im, box)
         fmt = FORMATS[opts.output_format]
+        background = extra.background
         # Hidden colour needs clearing only where it would survive into the file.
-        clear = not fmt.blanks_hidden and background is None and opts.bgcolor is None
+        clear = not fmt.blanks_hidden and background is None and opts.bgcolor is None and backdrop is None
         if matted is not None:
             out = matted
         elif session.graphs is not None and im.mode == "RGB" and clear:
@@ -280,16 +332,20 @@ class Engine:
             out = imaging.from_array(session.graphs.cutout(imaging.pixels(im), imaging.pixels(mask)), "RGBA")
         else:
             out = imaging.cutout(im, mask, clear_hidden=clear)
+        if shadow is not None:
+            out = imaging.over_shadow(out, shadow)
         if background is not None:
             out = imaging.over_image(out, background)
         elif opts.color is not None:
             out = imaging.over_color(out, opts.color)
+        elif backdrop is not None:
+            out = Image.alpha_composite(backdrop, out)
         if not fmt.alpha:
             # JPEG has no alpha: flatten on the requested colour, white by default.
             if out.mode == "RGBA":
                 out = imaging.over_color(out, opts.color or (255, 255, 255, 255))
             out = out.convert("RGB")
-        return out, mask
+        return _Composed(out, mask, im, box)
 
 
 _default: Engine | None = None

@@ -1,16 +1,25 @@
 """``build_ui(settings)``: the Gradio Blocks of the WebUI, importable without launching.
 
-Layout first (provider toggle, then the Upload, Webcam and Gallery tabs and the
-readout), event wiring after. The named API endpoints (``/remove_background``,
-``/remove_background_batch``) are wired here too, on hidden components generated
-from ``core.options.OPTIONS`` (file components for images, so that Gradio never
-decodes or re-encodes the images they carry; raw values for the rest, so that the
-engine's parser, not Gradio's, reads them). The Benchmark tab, and with it the
-benchmark package, is imported only where the ``benchmark_tab`` setting is on.
+Layout first (the header with the provider toggle, then the Upload, Webcam and
+Gallery tabs, the read-outs), event wiring after. Every image input hands the
+engine the uploaded file itself (``uploaded_image``, ``uploaded_file``): the engine
+decodes it, with its limits and typed errors, exactly as for REST and the library.
+The named API endpoints (``/remove_background``, ``/remove_background_batch``,
+``/remove_background_batched``) are wired here too, on hidden components generated
+from ``core.options.OPTIONS`` (file components for images; raw values for the rest,
+so that the engine's parser, not Gradio's, reads them). The Benchmark tab, and with
+it the benchmark package, is imported only where the ``benchmark_tab`` setting is on.
+
+Concurrency: small requests (``inference``), heavy ones (alpha matting, 4K and
+above: ``heavy``), gallery batches (``gallery``) and the live webcam (``live``) are
+separate Gradio concurrency groups, so a small image never waits behind a slow one.
+The page picks the lane (``ui.page``: it knows the image's size and the options)
+by pressing one of two hidden buttons wired to the same handler.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import tempfile
 import uuid
@@ -23,21 +32,30 @@ from gradio.utils import NamedString
 
 from base.assets import EXAMPLE_PHOTOS, photo
 from core import Engine, Settings, available_providers
+from core.catalog import fast_model
 from core.options import OPTIONS, QUOTE_CHARS, kind_of
-from models.registry import MODELS
+from ui import readout, touchup
+from ui.activity import GALLERY, HEAVY, LIGHT, Activity
 from ui.handlers import (
+    ALPHA_MATTING_INFO,
+    BACKGROUNDS,
+    RESULT_OUTPUTS,
+    TOUCHUP_OUTPUTS,
+    UPLOAD_FIELDS,
+    WARMING_INFO,
     Handlers,
     OutputStore,
     api_default,
     format_choices,
-    requests_frame,
-    stats_markdown,
+    status_html,
     user_errors,
+    warming_up,
     with_option_parameters,
 )
+from ui.page import SWATCHES
 
 log = logging.getLogger(__name__)
-LIVE_MODEL = "u2netp"  # the fastest model (python -m benchmark): the one that keeps up with a camera on a CPU
+IMAGE_HEIGHT = 380  # the input and result boxes on a desktop (CSS makes them shorter on a phone)
 
 
 def uploaded_file(**kwargs: Any) -> gr.File:
@@ -59,6 +77,25 @@ def uploaded_file(**kwargs: Any) -> gr.File:
         return original(f)
 
     component._process_single_file = process_single_file  # type: ignore[method-assign]
+    return component
+
+
+def uploaded_image(**kwargs: Any) -> gr.Image:
+    """A ``gr.Image`` whose handler gets the uploaded file's path, never Gradio's conversion of it.
+
+    Gradio 6.31's ``Image.preprocess`` opens the upload with Pillow and, unless the
+    mode already matches ``image_mode``, converts it (RGBA, grey and CMYK to RGB:
+    transparency lost, alpha off by up to 16 levels) and re-saves it; a file that is
+    not an image fails there, with Gradio's own message and a traceback in the log.
+    Handing over the path lets the engine decode it, as REST and the library do.
+    Bound to the instance, not a subclass, for the reason ``uploaded_file`` gives.
+    """
+    component = gr.Image(type="filepath", **kwargs)
+
+    def preprocess(payload: FileData | None) -> str | None:
+        return None if payload is None or payload.path is None else NamedString(payload.path)
+
+    component.preprocess = preprocess  # type: ignore[method-assign,assignment]
     return component
 
 
@@ -115,93 +152,220 @@ def option_component(f: Any, settings: Settings) -> gr.components.Component:
 
 
 def provider_choices() -> tuple[list[tuple[str, str]], str]:
-    """Radio choices for the providers that can run, and a note on those that cannot."""
-    infos = available_providers()
-    choices = [("Auto (best available)", "auto")] + [(p.name.upper(), p.name) for p in infos if p.available]
-    missing = [f"**{p.name.upper()}**: {p.reason}" for p in infos if not p.available]
-    note = "Unavailable here: " + "; ".join(missing) if missing else "All providers are available."
-    return choices, note
+    """Radio choices for the providers that can run, and a disclosure of those that cannot (with why)."""
+    return readout.provider_choices()
 
 
-def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path | None = None) -> gr.Blocks:
+def build_ui(
+    settings: Settings, engine: Engine | None = None, output_dir: Path | None = None, activity: Activity | None = None
+) -> gr.Blocks:
     engine = engine or Engine(settings)
     store = OutputStore(output_dir or Path(tempfile.mkdtemp(prefix="rembg-webui-")))
-    handlers = Handlers(engine, store)
-    models = list(MODELS)
+    handlers = Handlers(engine, store, activity)
     provider_list, provider_note = provider_choices()
+    models = readout.model_choices(settings, engine)
+    model_names = [value for _, value in models]
+    default_model = settings.default_model if settings.default_model in model_names else model_names[0]
+    fast = fast_model(settings, settings.default_provider)  # the one that keeps up with a camera
+    live_model = fast if fast in model_names else default_model
+    warming = warming_up()
 
     # Gradio 6: delete_cache prunes uploads and results older than an hour, every hour.
     with gr.Blocks(title="Background removal", delete_cache=(3600, 3600)) as demo:
-        gr.Markdown("# Background removal\nU²-Net on onnxruntime. Everything runs on this server.")
-        with gr.Row():
-            runnable = {value for _, value in provider_list}
-            provider = gr.Radio(
-                provider_list,
-                value=settings.default_provider if settings.default_provider in runnable else "auto",
-                label="Run on",
-                info="Switches per request; the readout shows what really ran.",
-                elem_id="provider",
-                scale=3,
+        with gr.Row(elem_id="header", equal_height=True):
+            gr.HTML(
+                '<div class="brand"><h1>Background removal</h1>'
+                "<span>U²-Net on onnxruntime · everything runs on this server</span></div>",
+                elem_id="brand",
+                padding=False,
             )
-            gr.Markdown(provider_note, elem_id="provider-note")
+            with gr.Row(elem_id="runon"):
+                runnable = {value for _, value in provider_list}
+                provider = gr.Radio(
+                    provider_list,
+                    value=settings.default_provider if settings.default_provider in runnable else "auto",
+                    label="Run on",
+                    elem_id="provider",
+                    container=False,
+                    scale=0,
+                )
+                gr.HTML(provider_note, elem_id="provider-note", padding=False)
 
-        with gr.Tabs():
-            with gr.Tab("Upload", id="upload"):
-                with gr.Row():
-                    with gr.Column():
-                        image = gr.Image(
-                            type="filepath", sources=["upload", "clipboard"], label="Image", elem_id="upload-image"
+        with gr.Tabs(elem_id="tabs"):
+            # --- Upload ------------------------------------------------------------------------
+            with gr.Tab("Upload", id="upload", elem_id="tab-upload"):
+                with gr.Row(elem_id="upload-row", equal_height=False):
+                    with gr.Column(elem_id="input-col", min_width=300):
+                        image = uploaded_image(
+                            sources=["upload", "clipboard"],
+                            label="Image",
+                            elem_id="upload-image",
+                            height=IMAGE_HEIGHT,
+                            placeholder="Drop an image here, click to choose one, or paste it (Ctrl+V)",
                         )
-                        with gr.Accordion("Options", open=False):
-                            model = gr.Dropdown(models, value=settings.default_model, label="Model", elem_id="model")
+                        with gr.Row(elem_id="run-row", equal_height=True):
+                            model = gr.Dropdown(
+                                models,
+                                value=default_model,
+                                label="Model",
+                                container=False,  # one line with the button; "Model" is drawn inside (ui/page.py)
+                                elem_id="model",
+                                scale=1,
+                                min_width=140,
+                            )
+                            run = gr.Button("Remove background", variant="primary", elem_id="run", scale=1)
+                        status = gr.HTML(status_html("idle", ""), elem_id="status", padding=False, min_height=0)
+                    with gr.Column(elem_id="output-col", min_width=300):
+                        slider = gr.ImageSlider(
+                            type="filepath",
+                            label="Before / after",
+                            elem_id="slider",
+                            height=IMAGE_HEIGHT,
+                            max_height=IMAGE_HEIGHT,
+                            buttons=["fullscreen"],
+                        )
+                        download = gr.File(label="Download", elem_id="download", file_count="multiple")
+                gr.Examples(
+                    [[str(photo(e))] for e in EXAMPLE_PHOTOS],
+                    inputs=[image],
+                    label="Examples",
+                    elem_id="examples",
+                    example_labels=None,
+                )
+                with gr.Accordion("Options", open=False, elem_id="options"):
+                    with gr.Row(elem_id="options-row"):
+                        with gr.Column(min_width=260, elem_classes="option-group"):
+                            background = gr.Radio(
+                                BACKGROUNDS, value="transparent", label="Background", elem_id="background"
+                            )
+                            with gr.Row(elem_id="colour-row", equal_height=True):
+                                swatches = gr.Radio(
+                                    [(name, value) for name, value in SWATCHES],
+                                    value=None,
+                                    label="Colour",
+                                    show_label=False,
+                                    elem_id="swatches",
+                                    container=False,
+                                    scale=3,
+                                )
+                                color = gr.ColorPicker(
+                                    value="#ffffff", label="Any colour", elem_id="colour", scale=1, min_width=90
+                                )
+                            background_image = uploaded_image(
+                                label="Background image",
+                                height=150,
+                                visible=False,
+                                elem_id="background-image",
+                                sources=["upload", "clipboard"],
+                            )
+                            blur = gr.Slider(
+                                1, 100, value=20, step=1, label="Blur strength", visible=False, elem_id="blur"
+                            )
+                        with gr.Column(min_width=220, elem_classes="option-group"):
                             output_format = gr.Radio(format_choices(), value="png", label="Output format")
                             quality = gr.Slider(
                                 0, 100, value=0, step=1, label="Quality (WebP/JPEG)", info="0: lossless WebP, JPEG 90"
                             )
-                            only_mask = gr.Checkbox(label="Mask only")
-                            background = gr.Radio(
-                                ["transparent", "colour", "image"], value="transparent", label="Background"
+                            with gr.Row():
+                                only_mask = gr.Checkbox(label="Mask only", min_width=100)
+                                post_process = gr.Checkbox(label="Smooth the mask", min_width=120)
+                            with gr.Row(equal_height=True):
+                                crop = gr.Checkbox(label="Crop to subject", min_width=120)
+                                crop_margin = gr.Number(
+                                    value=0, precision=0, minimum=0, label="Margin (px)", min_width=90
+                                )
+                        with gr.Column(min_width=220, elem_classes="option-group"):
+                            alpha_matting = gr.Checkbox(
+                                label="Alpha matting",
+                                info=WARMING_INFO if warming else ALPHA_MATTING_INFO,
+                                elem_id="alpha-matting",
                             )
-                            color = gr.ColorPicker(value="#ffffff", label="Background colour")
-                            background_image = gr.Image(type="filepath", label="Background image", height=160)
-                            with gr.Row():
-                                crop = gr.Checkbox(label="Crop to subject")
-                                crop_margin = gr.Number(value=0, precision=0, minimum=0, label="Margin (px)")
-                            alpha_matting = gr.Checkbox(label="Alpha matting (slow, finer edges)")
-                            with gr.Row():
+                            with gr.Accordion("Matting thresholds", open=False):
                                 fg = gr.Slider(0, 255, value=240, step=1, label="Foreground threshold")
                                 bg = gr.Slider(0, 255, value=10, step=1, label="Background threshold")
                                 erode = gr.Slider(0, 20, value=10, step=1, label="Erode size")
-                            post_process = gr.Checkbox(label="Smooth the mask (post-process)")
-                        run = gr.Button("Remove background", variant="primary", elem_id="run")
-                        gr.Examples([[str(photo(e))] for e in EXAMPLE_PHOTOS], inputs=[image])
-                    with gr.Column():
-                        slider = gr.ImageSlider(type="filepath", label="Before / after", elem_id="slider")
-                        download = gr.File(label="Download", elem_id="download")
+                        with gr.Column(min_width=220, elem_classes="option-group"):
+                            shadow = gr.Checkbox(label="Drop shadow", elem_id="shadow")
+                            with gr.Row():
+                                shadow_x = gr.Slider(-100, 100, value=15, step=1, label="Offset →", min_width=100)
+                                shadow_y = gr.Slider(-100, 100, value=15, step=1, label="Offset ↓", min_width=100)
+                            with gr.Row():
+                                shadow_blur = gr.Slider(0, 100, value=20, step=1, label="Softness", min_width=100)
+                                shadow_opacity = gr.Slider(0, 100, value=50, step=1, label="Opacity %", min_width=100)
+                with gr.Accordion("Touch up the result", open=False, elem_id="touchup"):
+                    gr.Markdown(
+                        "Paint on the result: **green keeps**, **red removes**; then apply. "
+                        "The strokes are applied to the mask at the image's full resolution, and the mask "
+                        "is offered for download.",
+                        elem_id="touchup-help",
+                    )
+                    editor = gr.ImageEditor(
+                        type="filepath",
+                        label="Touch-up",
+                        elem_id="editor",
+                        sources=[],
+                        transforms=[],
+                        layers=False,
+                        brush=gr.Brush(
+                            colors=[(touchup.RESTORE, touchup.BRUSH_OPACITY), (touchup.ERASE, touchup.BRUSH_OPACITY)],
+                            default_color=(touchup.RESTORE, touchup.BRUSH_OPACITY),
+                            color_mode="fixed",
+                        ),
+                        eraser=gr.Eraser(),
+                        height=480,
+                        interactive=True,
+                    )
+                    apply = gr.Button("Apply touch-up", elem_id="touchup-apply", variant="primary")
+                touch = gr.State(None)
+                # The lanes: the page presses one of these (ui/page.py), by the image's size and the options.
+                run_light = gr.Button(visible="hidden", elem_id="run-light")
+                run_heavy = gr.Button(visible="hidden", elem_id="run-heavy")
+                apply_light = gr.Button(visible="hidden", elem_id="apply-light")
+                apply_heavy = gr.Button(visible="hidden", elem_id="apply-heavy")
 
-            with gr.Tab("Webcam", id="webcam"):
-                live_model = gr.Dropdown(models, value=LIVE_MODEL, label="Model")
-                with gr.Row():
-                    with gr.Column():
-                        snapshot = gr.Image(type="filepath", sources=["webcam"], label="Snapshot")
-                        snap_run = gr.Button("Cut out snapshot", variant="primary")
-                    snap_out = gr.ImageSlider(type="filepath", label="Before / after")
-                with gr.Row():
-                    live_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Live", elem_id="live")
-                    live_out = gr.Image(label="Live cutout", format="webp", elem_id="live-out")
-                fps = gr.Markdown(elem_id="fps")
+            # --- Webcam -------------------------------------------------------------------------
+            with gr.Tab("Webcam", id="webcam", elem_id="tab-webcam"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(min_width=300, scale=3):
+                        with gr.Row(elem_id="live-row"):
+                            live_model = gr.Dropdown(models, value=live_model, label="Model", elem_id="live-model")
+                            fps = gr.HTML('<div class="fps">Start live to see frames per second.</div>', elem_id="fps")
+                        with gr.Row(equal_height=False):
+                            live_in = gr.Image(
+                                sources=["webcam"], streaming=True, type="numpy", label="Live", elem_id="live"
+                            )
+                            live_out = gr.Image(label="Live cutout", format="webp", elem_id="live-out")
+                    with gr.Column(min_width=300, scale=2):
+                        snapshot = uploaded_image(sources=["webcam"], label="Snapshot", elem_id="snapshot")
+                        snap_run = gr.Button("Cut out snapshot", variant="primary", elem_id="snap-run")
+                        snap_status = gr.HTML(status_html("idle", ""), elem_id="snap-status", padding=False)
+                        snap_out = gr.ImageSlider(type="filepath", label="Before / after", elem_id="snap-slider")
+                        snap_download = gr.File(label="Download", file_count="multiple", elem_id="snap-download")
                 live_state = gr.State({})
 
-            with gr.Tab("Gallery", id="gallery"):
-                with gr.Row():
-                    with gr.Column():
-                        files = uploaded_file(file_count="multiple", label="Images", elem_id="gallery-files")
-                        batch_format = gr.Radio(format_choices(), value="png", label="Output format")
+            # --- Gallery ------------------------------------------------------------------------
+            with gr.Tab("Gallery", id="gallery", elem_id="tab-gallery"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(min_width=300):
+                        files = uploaded_file(
+                            file_count="multiple", label="Images", elem_id="gallery-files", height=220
+                        )
+                        with gr.Row(equal_height=True):
+                            batch_model = gr.Dropdown(
+                                models, value=default_model, label="Model", elem_id="gallery-model", min_width=220
+                            )
+                            batch_format = gr.Radio(format_choices(), value="png", label="Output format", min_width=220)
                         batch_run = gr.Button("Remove backgrounds", variant="primary", elem_id="gallery-run")
-                    with gr.Column():
-                        gallery = gr.Gallery(label="Cutouts", columns=3, elem_id="gallery")
-                        zip_file = gr.File(label="All cutouts (zip)")
-                status = gr.Dataframe(
+                        batch_status = gr.HTML(status_html("idle", ""), elem_id="gallery-status-line", padding=False)
+                    with gr.Column(min_width=300):
+                        gallery = gr.Gallery(label="Cutouts", columns=3, height=300, elem_id="gallery")
+                        zip_file = gr.File(
+                            label="Downloads (the zip first, with _report.json)",
+                            file_count="multiple",
+                            elem_id="gallery-downloads",
+                            height=140,
+                        )
+                status_table = gr.Dataframe(
                     headers=["file", "status", "provider", "total ms"], label="Per file", elem_id="gallery-status"
                 )
 
@@ -210,16 +374,12 @@ def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path 
 
                 benchmark_tab(engine, store.root)
 
-        with gr.Accordion("Readout", open=True):
-            with gr.Row():
-                report = gr.JSON(label="Last request", elem_id="readout")
-                with gr.Column():
-                    stats = gr.Markdown(stats_markdown(engine), elem_id="stats")
-                    # Starts as None: a plot that starts from an empty frame with a colour never draws its lines.
-                    chart = gr.LinePlot(
-                        None, x="request", y="total_ms", color="provider",
-                        label="Recent requests (total ms)", height=220,
-                    )  # fmt: skip
+        gr.HTML(readout.more_models_html(settings), elem_id="more-models", padding=False)
+        with gr.Accordion("Readout", open=True, elem_id="readout-box"):
+            with gr.Row(equal_height=False):
+                last = gr.HTML(readout.last_request_html(None), elem_id="readout", min_height=0, min_width=300)
+                history = gr.HTML(readout.history_html(engine), elem_id="stats", min_height=0, min_width=260)
+                chart = gr.HTML(readout.recent_chart_html(engine), elem_id="chart", min_height=0, min_width=300)
 
         # Hidden components carrying the named client-API endpoints.
         with gr.Group(visible=False):
@@ -230,38 +390,113 @@ def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path 
             api_report = gr.JSON(label="report")
             api_files = uploaded_file(file_count="multiple", label="images")
             api_zip = gr.File(label="zip")
+        warm_timer = gr.Timer(3, active=warming)
 
-        # --- wiring -------------------------------------------------------------------
-        inference = {"concurrency_id": "inference", "concurrency_limit": _concurrency(settings)}
-        run.click(
-            user_errors(handlers.ui_remove),
-            [image, provider, model, output_format, quality, only_mask, background, color, background_image,
-             crop, crop_margin, alpha_matting, fg, bg, erode, post_process],
-            [slider, download, report, chart, stats],
-            api_visibility="private", **inference,
-        )  # fmt: skip
+        # --- wiring -------------------------------------------------------------------------
+        widgets: dict[str, gr.components.Component] = {
+            "provider": provider, "model": model, "output_format": output_format, "quality": quality,
+            "only_mask": only_mask, "background": background, "color": color, "background_image": background_image,
+            "blur_background": blur, "crop": crop, "crop_margin": crop_margin, "alpha_matting": alpha_matting,
+            "alpha_matting_foreground_threshold": fg, "alpha_matting_background_threshold": bg,
+            "alpha_matting_erode_size": erode, "post_process_mask": post_process, "shadow": shadow,
+            "shadow_offset_x": shadow_x, "shadow_offset_y": shadow_y, "shadow_blur": shadow_blur,
+            "shadow_opacity": shadow_opacity,
+        }  # fmt: skip
+        result_components = {
+            "slider": slider, "files": download, "status": status, "last": last, "history": history, "chart": chart,
+            "editor": editor, "touch": touch,
+        }  # fmt: skip
+        outputs = [result_components[n] for n in RESULT_OUTPUTS]
+        private: dict[str, Any] = {"api_visibility": "private"}
+        lanes = {
+            LIGHT: {"concurrency_id": LIGHT, "concurrency_limit": _concurrency(settings)},
+            HEAVY: {"concurrency_id": HEAVY, "concurrency_limit": 1},
+        }
+        # The visible buttons only choose the lane, in the page (no round trip).
+        run.click(None, [alpha_matting], None, js="(matting) => { window.rembgRun('run', matting); return []; }")
+        apply.click(None, [alpha_matting], None, js="(matting) => { window.rembgRun('apply', matting); return []; }")
+        for lane, light_button, apply_button in ((LIGHT, run_light, apply_light), (HEAVY, run_heavy, apply_heavy)):
+            light_button.click(
+                functools.partial(handlers.wait_status, lane), None, [status], queue=False, show_progress="hidden",
+                **private,
+            ).then(
+                user_errors(functools.partial(handlers.ui_remove, lane)),
+                [image, *(widgets[n] for n in UPLOAD_FIELDS)],
+                outputs,
+                show_progress_on=[slider],
+                **private,
+                **lanes[lane],
+            )  # fmt: skip
+            apply_button.click(
+                functools.partial(handlers.wait_status, lane), None, [status], queue=False, show_progress="hidden",
+                **private,
+            ).then(
+                user_errors(functools.partial(handlers.ui_touchup, lane)),
+                [editor, touch],
+                [result_components[n] for n in TOUCHUP_OUTPUTS],
+                show_progress_on=[slider],
+                **private,
+                **lanes[lane],
+            ).success(
+                handlers.touchup_picture, [touch], [editor], queue=False, show_progress="hidden", **private
+            )  # fmt: skip
+
+        # One background control: choosing a colour or an image chooses that background.
+        swatches.input(None, [swatches], [color, background], js="(c) => [c, 'colour']")
+        color.input(None, None, [background], js="() => ['colour']")
+        background_image.upload(None, None, [background], js="() => ['image']")
+        background.change(
+            lambda b: (gr.update(visible=b == "image"), gr.update(visible=b == "blur")),
+            [background],
+            [background_image, blur],
+            queue=False,
+            show_progress="hidden",
+            **private,
+        )
         snap_run.click(
-            user_errors(handlers.ui_snapshot),
+            user_errors(functools.partial(handlers.ui_snapshot, LIGHT)),
             [snapshot, provider, live_model],
-            [snap_out, download, report, chart, stats],
-            api_visibility="private",
-            **inference,
+            [snap_out, snap_download, snap_status, last, history, chart],
+            show_progress_on=[snap_out],
+            **private,
+            **lanes[LIGHT],
         )
         # No trigger_mode="always_last" here: in Gradio 6 it stalls the webcam stream after its first frame.
         live_in.stream(
             user_errors(handlers.webcam_frame),
             [live_in, provider, live_model, live_state],
             [live_out, fps, live_state],
-            stream_every=0.2, time_limit=120, api_visibility="private",
+            stream_every=0.2, time_limit=120, api_visibility="private", show_progress="hidden",
             concurrency_id="live", concurrency_limit=1,
         )  # fmt: skip
         batch_run.click(
-            user_errors(handlers.batch),
-            [files, provider, model, batch_format],
-            [gallery, zip_file, status],
-            api_visibility="private",
-            **inference,
-        ).then(lambda: (requests_frame(engine), stats_markdown(engine)), None, [chart, stats], api_visibility="private")
+            user_errors(handlers.ui_batch),
+            [files, provider, batch_model, batch_format],
+            [gallery, zip_file, status_table, batch_status, history, chart],
+            show_progress_on=[gallery],
+            concurrency_id=GALLERY,
+            concurrency_limit=1,
+            **private,
+        )
+        demo.load(
+            handlers.page_state,
+            None,
+            [history, chart, model, batch_model, live_model, alpha_matting],
+            queue=False,
+            **private,
+        )
+        warm_timer.tick(
+            lambda: (
+                gr.update(info=WARMING_INFO if warming_up() else ALPHA_MATTING_INFO),
+                gr.Timer(active=warming_up()),
+            ),
+            None,
+            [alpha_matting, warm_timer],
+            queue=False,
+            show_progress="hidden",
+            **private,
+        )
+
         api_trigger = gr.Button(visible=False)
         remove_background = with_option_parameters(
             handlers.remove_background, "image", settings,
@@ -269,27 +504,27 @@ def build_ui(settings: Settings, engine: Engine | None = None, output_dir: Path 
         )  # fmt: skip
         api_trigger.click(
             user_errors(remove_background), [api_image, *api_options.values()], [api_file, api_report],
-            api_name="remove_background", **inference,
+            api_name="remove_background", **lanes[LIGHT],
         )  # fmt: skip
         api_trigger.click(
             user_errors(handlers.remove_background_batch),
             [api_files, api_model, api_provider, api_format],
             [api_zip, api_report],
             api_name="remove_background_batch",
-            **inference,
+            **lanes[LIGHT],
         )
         # Queued requests that arrive together run as one batch (one inference call with u2net-dynamic).
         api_trigger.click(
             handlers.remove_background_batched,
             [api_image, api_model, api_provider, api_format],
             [api_file, api_report],
-            api_name="remove_background_batched", batch=True, max_batch_size=8, **inference,
+            api_name="remove_background_batched", batch=True, max_batch_size=8, **lanes[LIGHT],
         )  # fmt: skip
     return quiet_input_errors(demo)
 
 
 def _concurrency(settings: Settings) -> int:
-    """Inference events at once: one per session slot of each provider that can run.
+    """Small-request events at once: one per session slot of each provider that can run.
 
     On a CPU-only machine that is ``inference_concurrency`` (1): the queue then
     matches the serialised CPU session, and queue positions are honest.

@@ -77,6 +77,29 @@ def test_format_extension_and_all_good_exit_zero(tmp_path: Path) -> None:
     assert Image.open(tmp_path / "out" / "rocket.jpg").format == "JPEG"
 
 
+def test_touch_up_blur_and_shadow_flags(tmp_path: Path) -> None:
+    """The WebUI's touch-up, blur and shadow are engine options, so the batch command takes them too."""
+    source = tmp_path / "in"
+    source.mkdir()
+    shutil.copyfile(PHOTOS_DIR / "car-1.jpg", source / "car.jpg")
+    strokes = tmp_path / "strokes.png"
+    edit = Image.new("RGBA", (48, 36), (0, 0, 0, 0))
+    edit.paste((0, 0, 0, 255), (0, 0, 24, 36))  # remove the left half
+    edit.save(strokes)
+
+    proc = run_batch(source, tmp_path / "out", "--mask-edit", str(strokes), "--shadow", "--blur-background", "20")
+
+    assert proc.returncode == 0, proc.stderr
+    image = Image.open(tmp_path / "out" / "car.png")
+    assert image.mode == "RGBA" and image.getextrema()[3] == (255, 255), "a blurred background is opaque"
+    options = report(tmp_path / "out")["options"]
+    assert options["mask_edit"] == str(strokes) and options["shadow"] is True and options["blur_background"] == 20
+    plain = run_batch(source, tmp_path / "plain", "--mask-edit", str(strokes))
+    assert plain.returncode == 0, plain.stderr
+    alpha = Image.open(tmp_path / "plain" / "car.png").getchannel("A")
+    assert alpha.crop((0, 0, 230, 360)).getextrema() == (0, 0), "the strokes removed the left half"
+
+
 def test_zip_input_gives_the_same_outputs(reference: Reference, tree: Path, tmp_path: Path) -> None:
     archive = zip_tree(tree, tmp_path / "in.zip")
     proc = run_batch(archive, tmp_path / "out")

@@ -7,6 +7,7 @@ with a bad file among good ones, and the queue being the only way in.
 
 from __future__ import annotations
 
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,10 +35,15 @@ REMOVE_PARAMETERS = [
     "image", "model", "provider", "output_format", "quality", "only_mask", "bgcolor", "background_image",
     "crop", "crop_margin", "alpha_matting", "alpha_matting_foreground_threshold",
     "alpha_matting_background_threshold", "alpha_matting_erode_size", "post_process_mask",
+    # appended after the first release: existing positional callers keep working
+    "mask_edit", "blur_background", "shadow", "shadow_offset_x", "shadow_offset_y", "shadow_blur", "shadow_opacity",
 ]  # fmt: skip
 BATCH_PARAMETERS = ["files", "model", "provider", "output_format"]
 BATCHED_PARAMETERS = ["image", "model", "provider", "output_format"]
 NOT_AN_IMAGE = ROOT / "README.md"
+#: A raw call's data: no image, then every option's value in order.
+RAW_DATA = [None, "u2netp", "cpu", "png", 0, False, "", None, False, 0, False, 240, 10, 10, False, None, 0, False]
+RAW_DATA += [15, 15, 20, 50]
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +207,38 @@ def test_alpha_matting(client: Client, library_u2netp: np.ndarray) -> None:
     assert mad > 0 and iou > 0.9, (mad, iou)
 
 
+def test_touch_up_blur_and_shadow(client: Client, library_u2netp: np.ndarray, tmp_path: Path) -> None:
+    """The options added for the WebUI's touch-up, blur and shadow, as keyword parameters of the same endpoint."""
+    strokes = tmp_path / "strokes.png"
+    edit = Image.new("RGBA", (48, 36), (0, 0, 0, 0))
+    edit.paste((0, 0, 0, 255), (0, 0, 24, 36))  # remove the left half
+    edit.save(strokes)
+    path, _ = remove(client, model="u2netp", mask_edit=handle_file(str(strokes)))
+    alpha = alpha_of(opened(path))
+    assert (alpha[:, :230] == 0).all()
+    assert np.abs(alpha[:, 250:] - library_u2netp[:, 250:]).mean() <= MAX_MAD, "the right half as the model made it"
+
+    path, _ = remove(client, model="u2netp", blur_background=30)
+    assert (np.asarray(opened(path).convert("RGBA"))[..., 3] == 255).all()
+
+    path, _ = remove(client, model="u2netp", shadow=True, bgcolor="#ffffff", shadow_opacity=80)
+    pixels = np.asarray(opened(path).convert("RGB"))
+    assert (pixels[library_u2netp == 0] < 200).any(), "a shadow darkens part of the white background"
+
+
+def test_start_up_log_names_this_apps_share_flag(server: Server) -> None:
+    log = server.log()
+    assert "add --share for a public link" in log
+    assert "share=True" not in log and "launch()" not in log
+
+
+def test_alpha_matting_warms_up_at_start(server: Server) -> None:
+    deadline = time.monotonic() + 600  # a cold numba cache compiles for minutes on a small CPU
+    while "alpha matting is ready" not in server.log() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert "alpha matting is ready" in server.log()
+
+
 # --- errors ------------------------------------------------------------------------------
 
 
@@ -309,16 +347,14 @@ def test_batched_requests_each_get_their_own_cutout(client: Client, engine: Engi
 @pytest.mark.parametrize("route", ["/gradio_api/run/remove_background", "/gradio_api/api/remove_background"])
 def test_queue_cannot_be_bypassed(server: Server, route: str) -> None:
     """``api_open=False``: Gradio's direct (unqueued) REST routes refuse the named endpoints."""
-    data = [None, "u2netp", "cpu", "png", 0, False, "", None, False, 0, False, 240, 10, 10, False]
-    response = httpx.post(f"{server.url}{route}", json={"data": data}, timeout=30)
+    response = httpx.post(f"{server.url}{route}", json={"data": RAW_DATA}, timeout=30)
     assert response.status_code >= 400
     assert "join the queue" in response.json()["detail"]
 
 
 def test_queued_http_route_goes_through_the_queue(server: Server) -> None:
     """Gradio's ``/call`` route is the queued one: it hands out an event id and runs the handler from the queue."""
-    data = [None, "u2netp", "cpu", "png", 0, False, "", None, False, 0, False, 240, 10, 10, False]
-    response = httpx.post(f"{server.url}/gradio_api/call/remove_background", json={"data": data}, timeout=30)
+    response = httpx.post(f"{server.url}/gradio_api/call/remove_background", json={"data": RAW_DATA}, timeout=30)
     assert response.status_code == 200
     event_id = response.json()["event_id"]
     stream = httpx.get(f"{server.url}/gradio_api/call/remove_background/{event_id}", timeout=60)

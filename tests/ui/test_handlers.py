@@ -1,12 +1,20 @@
-"""Unit tier: the UI's result store (``ui.handlers.OutputStore``)."""
+"""Unit tier: the UI's result store, its form, status line, read-outs, lanes and touch-up strokes."""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
-from ui.handlers import OutputStore
+import pytest
+from PIL import Image
+
+from core import InvalidOption
+from core.imaging import Warmup
+from ui import readout, touchup
+from ui.activity import HEAVY, LIGHT, Activity
+from ui.handlers import UPLOAD_FIELDS, OutputStore, status_html, upload_options
 
 
 def _results(root: Path) -> list[str]:
@@ -37,3 +45,99 @@ def test_never_more_than_max_files(tmp_path: Path) -> None:
         stamp = time.time() - 100 + i  # distinct, increasing ages
         os.utime(paths[-1].parent, (stamp, stamp))
     assert _results(tmp_path) == ["2.png", "3.png", "4.png"]  # the newest three
+
+
+# --- the Upload tab's form, the status line, the read-outs (pure logic) ------------------------------
+
+FORM = {
+    "provider": "cpu", "model": "u2netp", "output_format": "png", "quality": 0, "only_mask": False,
+    "background": "transparent", "color": "#ff0000", "background_image": None, "blur_background": 20,
+    "crop": False, "crop_margin": 0, "alpha_matting": False, "alpha_matting_foreground_threshold": 240,
+    "alpha_matting_background_threshold": 10, "alpha_matting_erode_size": 10, "post_process_mask": False,
+    "shadow": False, "shadow_offset_x": 15, "shadow_offset_y": 15, "shadow_blur": 20, "shadow_opacity": 50,
+}  # fmt: skip
+
+
+def test_the_form_has_every_field() -> None:
+    assert set(FORM) == set(UPLOAD_FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("background", "bgcolor", "image", "blur"),
+    [("transparent", None, None, 0), ("colour", "#ff0000", None, 0), ("blur", None, None, 20)],
+)
+def test_one_background_as_the_control_says(background: str, bgcolor: str | None, image: None, blur: int) -> None:
+    options = upload_options({**FORM, "background": background})
+    assert (options.bgcolor, options.background_image, options.blur_background) == (bgcolor, image, blur)
+
+
+def test_an_image_background_without_an_image_says_so() -> None:
+    with pytest.raises(InvalidOption) as caught:
+        upload_options({**FORM, "background": "image"})
+    assert caught.value.option == "background_image"
+    assert upload_options({**FORM, "background": "image", "background_image": "/x.png"}).background_image == "/x.png"
+
+
+def test_the_status_line_escapes_what_it_shows() -> None:
+    html = status_html("error", "<script>alert(1)</script>")
+    assert "<script>" not in html and "&lt;script&gt;" in html and "status-error" in html
+
+
+def test_readouts_escape_and_show_every_stage() -> None:
+    stages = {"decode": 1, "preprocess": 2, "inference": 30, "postprocess": 4, "encode": 5, "total": 42}
+    report = {"model": "<b>m</b>", "provider": "cpu", "width": 4, "height": 3, "format": "png", "bytes": 2048}
+    report["timings_ms"] = stages
+    html = readout.last_request_html(report)
+    assert "<b>m</b>" not in html and 'data-provider="cpu"' in html
+    for stage in ("decode", "preprocess", "inference", "postprocess", "encode"):
+        assert f"{stage} <b>" in html
+    assert readout.ms(840) == "840 ms" and readout.ms(1234) == "1.2 s" and readout.ms(63_000) == "63 s"
+
+
+def test_the_wait_line_names_what_runs_in_the_lane() -> None:
+    activity = Activity(waiting=lambda lane: 2 if lane == HEAVY else 0)
+    assert activity.describe_wait(LIGHT) == ""
+    with activity.running(HEAVY, "u2net with alpha matting on a 3840×2160 image"):
+        line = activity.describe_wait(HEAVY)
+        assert "alpha matting on a 3840×2160 image, running for" in line and "2 waiting" in line
+        assert activity.describe_wait(LIGHT) == "", "the quick lane does not wait behind the heavy one"
+    assert activity.jobs(HEAVY) == []
+
+
+def test_strokes_become_the_engines_edit_in_the_whole_frame() -> None:
+    strokes = Image.new("RGBA", (100, 50), (0, 0, 0, 0))
+    strokes.paste((34, 197, 94, 153), (0, 0, 50, 50))  # green, as the brush paints it (opacity 0.6)
+    strokes.paste((239, 68, 68, 153), (50, 0, 100, 50))  # red
+    edit = touchup.place_edit(strokes, (400, 200), (100, 50, 300, 150), None)
+    assert edit.size == (400, 200)
+    assert edit.getpixel((120, 100)) == (255, 255, 255, 255), "green keeps"
+    assert edit.getpixel((280, 100)) == (0, 0, 0, 255), "red removes"
+    assert edit.getpixel((20, 20))[3] == 0 and edit.getpixel((350, 180))[3] == 0, "outside the crop: untouched"
+    again = touchup.place_edit(Image.new("RGBA", (100, 50), (0, 0, 0, 0)), (400, 200), (100, 50, 300, 150), edit)
+    assert again.getpixel((120, 100)) == (255, 255, 255, 255), "earlier strokes are kept"
+
+
+def test_warmup_says_when_it_is_running() -> None:
+    release, calls = threading.Event(), []
+
+    def warm() -> None:
+        calls.append(1)
+        release.wait(10)
+
+    warmup = Warmup(warm)
+    assert not warmup.warming, "not started: nothing to wait for"
+    warmup.start()
+    assert warmup.warming
+    release.set()
+    assert warmup.wait(10) and not warmup.warming
+    warmup.start()  # once only
+    assert calls == [1]
+
+
+def test_a_failed_warmup_ends_the_warming_state() -> None:
+    def broken() -> None:
+        raise RuntimeError("no compiler")
+
+    warmup = Warmup(broken)
+    warmup.start()
+    assert warmup.wait(10) and not warmup.warming

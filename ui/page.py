@@ -1,0 +1,260 @@
+"""What the WebUI adds to Gradio's page: its style sheet, a small script, and the labels it renames.
+
+``launch()`` takes them (Gradio 6: ``css``, ``head`` and ``i18n`` go to ``launch``).
+The script does only what needs the browser: it sends a request to its lane (the
+image's size is known there before any upload round trip), takes an image pasted
+anywhere on the Upload tab, names the example thumbnails for screen readers, and
+marks tiny images so that they scale up pixelated instead of blurred.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ui import touchup
+from ui.activity import HEAVY_PIXELS
+
+
+def css_rgb(hex_colour: str) -> str:
+    """``#22c55e`` as the browser writes it in a style, without spaces: ``rgb(34,197,94)``."""
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r},{g},{b})"
+
+
+#: The background colour swatches: (name, colour).
+SWATCHES = [
+    ("White", "#ffffff"),
+    ("Light grey", "#e5e7eb"),
+    ("Black", "#000000"),
+    ("Red", "#dc2626"),
+    ("Yellow", "#facc15"),
+    ("Green", "#16a34a"),
+    ("Blue", "#2563eb"),
+]
+#: Below this many pixels on the longer side an image is drawn with square pixels when scaled up.
+TINY_SIDE = 128
+
+SCRIPT = """
+<style>
+  /* Outside the app's own container, which Gradio scopes launch(css=...) to. */
+  @media (max-width: 640px) {
+    .gradio-container > .main { padding-left: 10px !important; padding-right: 10px !important; }
+  }
+</style>
+<script>
+(() => {
+  const HEAVY_PIXELS = __HEAVY_PIXELS__, TINY_SIDE = __TINY_SIDE__;
+  const RESTORE = '__RESTORE__', ERASE = '__ERASE__';
+  const q = (selector) => document.querySelector(selector);
+
+  // The lanes: alpha matting and 4K+ images go to the heavy queue, so small images never wait behind them.
+  window.rembgRun = (what, matting) => {
+    const img = q('#upload-image img');
+    const pixels = img && img.naturalWidth ? img.naturalWidth * img.naturalHeight : 0;
+    const lane = matting || pixels >= HEAVY_PIXELS ? 'heavy' : 'light';
+    const button = q(`#${what}-${lane}`);
+    if (button) button.click();
+  };
+
+  // Paste an image anywhere on the Upload tab (not into a text field).
+  document.addEventListener('paste', (event) => {
+    const tab = q('#tab-upload');
+    if (!tab || tab.offsetParent === null) return;
+    if (event.target instanceof Element && event.target.closest('input:not([type=file]), textarea')) return;
+    const file = [...(event.clipboardData ? event.clipboardData.files : [])].find((f) => f.type.startsWith('image/'));
+    const input = q('#upload-image input[type=file]');
+    if (!file || !input) return;
+    event.preventDefault();
+    event.stopPropagation();
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([file], file.name || 'pasted.png', { type: file.type }));
+    input.files = transfer.files;
+    input.dispatchEvent(new Event('change', { bubbles: true }));
+  }, true);
+
+  // Tiny images scale up with square pixels; every image load passes here (capture phase).
+  document.addEventListener('load', (event) => {
+    const img = event.target;
+    if (!(img instanceof HTMLImageElement)) return;
+    const tiny = img.naturalWidth > 0 && Math.max(img.naturalWidth, img.naturalHeight) < TINY_SIDE;
+    img.classList.toggle('tiny', tiny);
+    if (img.parentElement) img.parentElement.classList.remove('unshowable');
+  }, true);
+  // A file the browser cannot draw (not an image, TIFF, ...) gets a note instead of a broken sliver;
+  // the engine still gets the file and says what it is.
+  document.addEventListener('error', (event) => {
+    const img = event.target;
+    if (img instanceof HTMLImageElement && img.closest('#upload-image') && img.parentElement) {
+      img.parentElement.classList.add('unshowable');
+    }
+  }, true);
+
+  // Names for the example thumbnails (Gradio gives them none).
+  const nameExamples = () => {
+    document.querySelectorAll('#examples button, #examples [role=button], #examples tr').forEach((item) => {
+      const img = item.querySelector('img');
+      if (!img || item.getAttribute('aria-label')) return;
+      const file = decodeURIComponent((img.getAttribute('src') || '').split('/').pop().split('?')[0]);
+      const name = `Example: ${file.replace(/\\.[a-z0-9]+$/i, '')}`;
+      item.setAttribute('aria-label', name);
+      img.setAttribute('alt', name);
+    });
+  };
+  // Names for the touch-up brush colours (Gradio's swatches are bare buttons).
+  const nameBrushes = () => {
+    document.querySelectorAll('#editor menu.swatch button.color').forEach((button) => {
+      const colour = button.style.backgroundColor.replace(/\\s/g, '');
+      const name = { [RESTORE]: 'Keep (green)', [ERASE]: 'Remove (red)' }[colour];
+      if (name && button.getAttribute('aria-label') !== name) button.setAttribute('aria-label', name);
+    });
+  };
+  // The live webcam's button is named "capture photo" by Gradio whatever it shows; name it by its text.
+  const nameWebcamButtons = () => {
+    document.querySelectorAll('#live button.capture-button').forEach((button) => {
+      const text = button.innerText.trim();
+      if (text && button.getAttribute('aria-label') !== text) button.setAttribute('aria-label', text);
+    });
+  };
+  new MutationObserver(() => { nameExamples(); nameBrushes(); nameWebcamButtons(); })
+    .observe(document.documentElement, { childList: true, subtree: true });
+})();
+</script>
+"""
+for _token, _value in {
+    "__HEAVY_PIXELS__": str(HEAVY_PIXELS),
+    "__TINY_SIDE__": str(TINY_SIDE),
+    "__RESTORE__": css_rgb(touchup.RESTORE),
+    "__ERASE__": css_rgb(touchup.ERASE),
+}.items():
+    SCRIPT = SCRIPT.replace(_token, _value)
+
+CHECKERBOARD = "repeating-conic-gradient(#e2e8f0 0% 25%, #ffffff 0% 50%) 0 0 / 20px 20px"
+
+CSS = """
+/* Header: one compact line, the provider toggle on the right. */
+#header { align-items: center; justify-content: space-between; flex-wrap: wrap; gap: 4px 24px; }
+#header > #brand { flex: 1 1 300px; }
+#brand h1 { font-size: 1.5rem; margin: 0; line-height: 1.2; }
+#brand span { font-size: 0.85rem; opacity: 0.7; }
+#runon { flex: 0 1 auto !important; flex-wrap: wrap; align-items: center; gap: 2px 16px; width: auto; }
+#provider { display: flex; align-items: center; flex: 0 0 auto !important; min-width: 0 !important;
+  overflow: visible !important; padding: 0; }
+#provider .wrap { flex-wrap: nowrap; align-items: center; gap: 6px; }
+#provider [data-testid=block-info] { position: static; width: auto; height: auto; margin: 0 8px 0 0; clip: auto;
+  overflow: visible; white-space: nowrap; font-weight: 600; }
+#provider-note { flex: 0 1 auto !important; min-width: 0 !important; }
+#provider-note details, #more-models details { margin: 0; }
+#status .html-container, #snap-status .html-container, #gallery-status-line .html-container,
+#provider-note .html-container, #brand .html-container { padding: 0; }
+#provider-note .unavailable summary { cursor: pointer; font-size: 0.85rem; opacity: 0.8; }
+#provider-note .unavailable summary span { white-space: nowrap; }
+#provider-note .short { display: none; }
+#provider-note .unavailable ul { font-size: 0.85rem; margin: 4px 0 0 1em; max-width: 40em; }
+.more-models summary { cursor: pointer; font-size: 0.9rem; }
+.more-models code { font-size: 0.85em; }
+#download .empty, #snap-slider + div .empty { min-height: 0; height: 48px; }
+#download, #gallery-downloads { min-height: 0; }
+
+/* Transparent pixels show as a checkerboard, not as white (the slider's copies have it drawn in). */
+#gallery img, #live-out img { background: __CHECKERBOARD__; }
+img.tiny { image-rendering: pixelated; }
+#slider img.tiny, #upload-image img.tiny, #snap-slider img.tiny {
+  width: 100%; height: 100%; object-fit: contain;
+}
+/* An image box keeps its size whatever it holds (a 16x16 image, a broken file). */
+.unshowable img { display: none; }
+.unshowable::after {
+  content: "This browser cannot show this file. Remove background sends it to the server, which decodes it \
+or says why not.";
+  display: block; padding: 48px 24px; text-align: center; opacity: 0.75; font-size: 0.95rem;
+}
+/* Errors are spelt out in the status line under the button, not as a bare badge on the outputs. */
+#slider [data-testid=status-tracker]:has(span.error), #snap-slider [data-testid=status-tracker]:has(span.error),
+#gallery [data-testid=status-tracker]:has(span.error), #editor [data-testid=status-tracker]:has(span.error) {
+  display: none;
+}
+#upload-image, #slider { min-height: 260px; }
+#upload-image .image-container, #upload-image .upload-container { min-height: 220px; }
+
+/* The run row: the model and the button under the input. */
+#run-row { align-items: stretch; gap: 8px; flex-wrap: nowrap; }
+#run { min-height: 44px; }
+#model { min-width: 140px; }
+#model .wrap-inner::before { content: "Model"; align-self: center; margin-right: 8px; font-size: 0.8rem;
+  font-weight: 600; opacity: 0.65; }
+
+/* The status line under the button: an error stays readable until the next run. */
+.status { min-height: 1.4em; padding: 4px 8px; border-radius: 6px; font-size: 0.9rem; }
+.status:empty, .status-idle { padding: 0; }
+.status-wait { background: #fef9c3; color: #713f12; }
+.status-run { color: #3730a3; }
+.status-done { color: #166534; }
+.status-error { background: #fee2e2; color: #991b1b; border: 1px solid #fca5a5; }
+
+/* Background swatches: colour squares with their names kept for screen readers. */
+#swatches .wrap { gap: 4px; }
+#swatches label {
+  width: 24px; height: 24px; min-width: 0; padding: 0; border-radius: 50%; border: 1px solid #94a3b8;
+  justify-content: center; font-size: 0; box-shadow: none;
+}
+/* The picker's own swatch shows the colour chosen: outlined, so that white shows on white. */
+#colour .dialog-button { border: 1px solid #94a3b8; width: 40px; height: 28px; border-radius: 6px; }
+#swatches label.selected { outline: 3px solid var(--color-accent); outline-offset: 2px; }
+#swatches input { opacity: 0; position: absolute; }
+__SWATCHES__
+#colour-row { align-items: center; gap: 8px; }
+.option-group { gap: 8px; }
+
+/* The read-outs. */
+.readout-empty { opacity: 0.6; font-size: 0.9rem; padding: 8px 0; }
+.last-title { font-size: 0.9rem; margin-bottom: 6px; }
+.chip { color: #fff; border-radius: 4px; padding: 1px 6px; font-size: 0.8rem; font-weight: 600; }
+.stagebar { display: flex; height: 22px; border-radius: 5px; overflow: hidden; background: #e2e8f0; }
+.stagebar .seg { min-width: 2px; }
+.legend { display: flex; flex-wrap: wrap; gap: 4px 14px; list-style: none; padding: 0; margin: 6px 0 0;
+  font-size: 0.8rem; }
+.legend i, .dot { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 4px; }
+table.history { font-size: 0.85rem; width: 100%; border-collapse: collapse; }
+table.history caption { text-align: left; font-size: 0.8rem; opacity: 0.7; caption-side: top; }
+table.history td, table.history th { padding: 3px 8px; border-bottom: 1px solid #e2e8f0; text-align: left; }
+figure.recent { margin: 0; }
+figure.recent figcaption { font-size: 0.8rem; opacity: 0.7; }
+figure.recent svg { width: 100%; height: auto; font-size: 11px; fill: currentColor; }
+figure.recent .axis line { stroke: #94a3b8; }
+
+/* The webcam: frames per second beside the video. */
+#live-row { align-items: center; }
+.fps { font-variant-numeric: tabular-nums; font-size: 0.95rem; }
+
+/* A phone: one column; the boxes shorter, so the result and its download fit the first screen. */
+@media (max-width: 640px) {
+  #brand span { display: none; }
+  #brand h1 { font-size: 1.2rem; }
+  #header { gap: 4px; }
+  * { --layout-gap: 8px !important; }
+  #header { gap: 0; }
+  #runon { gap: 0 8px; }
+  #provider-note { flex-basis: 100% !important; }
+  .status { min-height: 0; padding: 2px 6px; }
+  #provider-note .long { display: none; }
+  #provider-note .short { display: inline; }
+  #upload-image { height: 210px !important; min-height: 0; }
+  #slider { height: auto !important; min-height: 0; }
+  #slider img { max-height: 210px !important; }
+  #slider .empty { height: 160px; min-height: 0; }
+  #upload-image .image-container, #upload-image .upload-container { min-height: 0; }
+  #examples { display: none; }
+  #model { flex: 1 1 48% !important; min-width: 0 !important; }
+  #run { flex: 1 1 52% !important; min-width: 0 !important; font-size: 0.95rem; padding: 0 8px; }
+  #model .wrap-inner::before { display: none; }
+  #tabs button[role=tab] { padding-left: 8px; padding-right: 8px; }
+}
+""".replace("__CHECKERBOARD__", CHECKERBOARD).replace(
+    "__SWATCHES__",
+    "\n".join(
+        f'#swatches label[data-testid="{name}-radio-label"] {{ background: {value}; }}' for name, value in SWATCHES
+    ),
+)
+
+#: Gradio's webcam button says "Record"/"Stop" (its audio strings); the live mode says what it does.
+I18N = gr.I18n(en={"audio.record": "Start live", "audio.stop": "Stop"})

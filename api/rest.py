@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException
 
 from api.guard import ANSWERED, REQUEST_ID, BasicAuth, request_id
 from core import Engine, ImageTooLarge, InvalidOption, RemovalError, RemovalOptions, UrlRefused, available_providers
+from core.catalog import model_facts
 from core.formats import FORMATS
 from core.options import OPTIONS, QUOTE_CHARS, kind_of, rest_name
 from core.remote import fetch_url
@@ -291,6 +292,7 @@ def create_router(
                 "reasons": reasons,
                 "version": VERSION,
                 "models_loaded": engine.sessions.loaded(),
+                "models": await run_in_threadpool(model_facts, settings, settings.default_provider),
                 "providers": [p.to_dict() for p in available_providers()],
                 "queue": {"gradio_pending": queue_depth(), "rest_in_flight": counter["in_flight"]},
                 "requests": engine.requests.summary(),

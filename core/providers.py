@@ -140,7 +140,7 @@ def provider_options(
 
     CUDA: HEURISTIC algorithm search reaches EXHAUSTIVE's steady speed at a quarter of
     its first-call cost per batch size, and DEFAULT is several times slower (measured
-    on an H200: ``docs/benchmark/gpu/``); without the maximum cuDNN workspace and with
+    on an H200: ``docs/benchmark/h200/cuda-options.json``); without the maximum cuDNN workspace and with
     an arena that grows by what is asked, a session holds far less memory. TF32 is off
     unless asked for: with it, masks differ from the CPU's. ``memory_mb`` caps the
     arena, and with it the batch sizes a session warms up (``core.sessions``).

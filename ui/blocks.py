@@ -424,6 +424,7 @@ def build_ui(
                 [image, *(widgets[n] for n in UPLOAD_FIELDS)],
                 outputs,
                 show_progress_on=[slider],
+                api_name=f"ui_remove_{lane}",
                 **private,
                 **lanes[lane],
             )  # fmt: skip
@@ -435,6 +436,7 @@ def build_ui(
                 [editor, touch],
                 [result_components[n] for n in TOUCHUP_OUTPUTS],
                 show_progress_on=[slider],
+                api_name=f"ui_touchup_{lane}",
                 **private,
                 **lanes[lane],
             ).success(

@@ -97,6 +97,7 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
                 log.exception("request %s: unexpected error in %s", rid, _name(fn))
                 raise _unexpected(rid) from None
 
+        generator.__name__ = _name(fn)  # a partial's function's: Gradio names the event by it
         return generator  # type: ignore[return-value]
 
     @functools.wraps(fn)
@@ -112,6 +113,7 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
             log.exception("request %s: unexpected error in %s", rid, _name(fn))
             raise _unexpected(rid) from None
 
+    wrapper.__name__ = _name(fn)
     return wrapper
 
 

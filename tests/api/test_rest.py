@@ -41,7 +41,17 @@ MIN_IOU = 0.999
 PHOTO = "car-1.jpg"  # 480x360: the smallest photo, cheap on two CPU cores
 PHOTO_SIZE = (480, 360)
 STAGES = {"decode", "preprocess", "inference", "postprocess", "encode", "total"}
-HEALTH_KEYS = {"status", "reasons", "version", "models_loaded", "providers", "queue", "requests", "settings"}
+HEALTH_KEYS = {
+    "status",
+    "reasons",
+    "version",
+    "models_loaded",
+    "models",
+    "providers",
+    "queue",
+    "requests",
+    "settings",
+}
 SHARE_WARNING = "anyone with the public link can use this machine"
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>'
 BLUE = (0, 0, 255, 255)
@@ -393,6 +403,9 @@ def test_healthz(http: httpx.Client) -> None:
     assert providers["cpu"]["available"] is True
     assert set(health["queue"]) == {"gradio_pending", "rest_in_flight"}
     assert health["requests"]["cpu"]["requests"] >= 1
+    models = {m["name"]: m for m in health["models"]}
+    assert models["u2netp"]["ready"] is True and models["u2netp"]["get"] is None
+    assert set(models) >= {"u2net", "u2netp", "u2net-int8"} and all("summary" in m for m in models.values())
     settings = health["settings"]
     assert settings["auth"] is None
     assert settings["default_model"] == "u2net"

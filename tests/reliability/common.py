@@ -22,6 +22,8 @@ from PIL import Image
 
 from core.options import OPTIONS, rest_name
 from tests.conftest import PHOTOS_DIR, Server, launch_server
+from ui.activity import HEAVY
+from ui.handlers import UPLOAD_FIELDS
 
 
 @dataclass
@@ -215,26 +217,20 @@ class PageError(Exception):
     """A WebUI event that ended in an error."""
 
 
+#: The Upload tab's widgets as a fresh page has them (``ui.handlers.UPLOAD_FIELDS``).
+UPLOAD_FORM: dict[str, Any] = {
+    "provider": "cpu", "model": "u2netp", "output_format": "png", "quality": 0, "only_mask": False,
+    "background": "transparent", "color": "#ffffff", "background_image": None, "blur_background": 20,
+    "crop": False, "crop_margin": 0, "alpha_matting": False, "alpha_matting_foreground_threshold": 240,
+    "alpha_matting_background_threshold": 10, "alpha_matting_erode_size": 10, "post_process_mask": False,
+    "shadow": False, "shadow_offset_x": 15, "shadow_offset_y": 15, "shadow_blur": 20, "shadow_opacity": 50,
+}  # fmt: skip
+
+
 def ui_remove_data(image: dict[str, Any], model: str, alpha_matting: bool) -> list[Any]:
     """The Upload tab's inputs, as the page sends them (``ui.handlers.Handlers.ui_remove``)."""
-    return [
-        image,
-        "cpu",
-        model,
-        "png",
-        0,
-        False,
-        "transparent",
-        "#ffffff",
-        None,
-        False,
-        0,
-        alpha_matting,
-        240,
-        10,
-        10,
-        False,
-    ]
+    form = {**UPLOAD_FORM, "model": model, "alpha_matting": alpha_matting}
+    return [image, *(form[name] for name in UPLOAD_FIELDS)]
 
 
 class Requester:
@@ -304,8 +300,8 @@ class Requester:
         names = list(self.references)
         batch = [names[(names.index(photo) + i) % len(names)] for i in range(GALLERY_FILES)]
         files = [self.page.upload(PHOTOS_DIR / name) for name in batch]
-        gallery, _, status = self.page.run("batch", [files, "cpu", self.model, "png"])
-        rows = status["data"] if isinstance(status, dict) else status
+        gallery, _, table, *_ = self.page.run("ui_batch", [files, "cpu", self.model, "png"])
+        rows = table["data"] if isinstance(table, dict) else table
         assert [row[1] for row in rows] == ["ok"] * len(batch), rows
         return [(name, self._fetch(item["image"]["path"])) for name, item in zip(batch, gallery, strict=True)]
 
@@ -328,8 +324,9 @@ class Requester:
 
         if path == "matting":
             image = self.page.upload(PHOTOS_DIR / photo)
-            slider, *_ = self.page.run("ui_remove", ui_remove_data(image, self.model, alpha_matting=True))
-            return self._fetch(slider[1]["path"])
+            lane = f"ui_remove_{HEAVY}"  # the page sends alpha matting to the heavy lane
+            _, files, *_ = self.page.run(lane, ui_remove_data(image, self.model, alpha_matting=True))
+            return self._fetch(files[0]["path"])
         try:
             out, _ = self.gradio.predict(
                 handle_file(str(PHOTOS_DIR / photo)), model=self.model, provider="cpu", api_name="/remove_background"

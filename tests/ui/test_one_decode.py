@@ -28,7 +28,7 @@ from core import Engine, RemovalError, RemovalOptions, load_settings, remove_bac
 from tests.conftest import PHOTOS_DIR
 from tests.core.helpers import encoded, png_bytes
 from tests.reliability.catalogue import CASES, LIMIT_FLAGS, Case, png_rgb16
-from tests.reliability.common import rest_form
+from tests.reliability.common import UPLOAD_FORM, rest_form
 from ui import build_ui, touchup
 from ui.activity import LIGHT
 from ui.handlers import RESULT_OUTPUTS, UPLOAD_FIELDS, Handlers, OutputStore, user_errors
@@ -36,13 +36,7 @@ from ui.handlers import RESULT_OUTPUTS, UPLOAD_FIELDS, Handlers, OutputStore, us
 pytestmark = pytest.mark.model
 
 BASE = {"model": "u2netp", "provider": "cpu"}
-FORM: dict[str, Any] = {
-    "provider": "cpu", "model": "u2netp", "output_format": "png", "quality": 0, "only_mask": False,
-    "background": "transparent", "color": "#ffffff", "background_image": None, "blur_background": 20,
-    "crop": False, "crop_margin": 0, "alpha_matting": False, "alpha_matting_foreground_threshold": 240,
-    "alpha_matting_background_threshold": 10, "alpha_matting_erode_size": 10, "post_process_mask": False,
-    "shadow": False, "shadow_offset_x": 15, "shadow_offset_y": 15, "shadow_blur": 20, "shadow_opacity": 50,
-}  # fmt: skip
+FORM = UPLOAD_FORM
 
 
 def transparent_photo() -> bytes:
@@ -140,8 +134,10 @@ def test_ui_rest_and_library_agree(
     response = rest.post(
         "/api/remove", files={"file": (case.filename, case.data, "application/octet-stream")}, data=rest_form(options)
     )
-    try:
-        library: RemovalError | bytes = remove_background(case.data, RemovalOptions(**options), engine=engine).data
+    try:  # the edges' one parser: "false" is false, "abc" for a number an InvalidOption
+        library: RemovalError | bytes = remove_background(
+            case.data, RemovalOptions.from_values(options), engine=engine
+        ).data
     except RemovalError as exc:
         library = exc
     if isinstance(library, bytes):
@@ -152,7 +148,7 @@ def test_ui_rest_and_library_agree(
     # The same typed error everywhere; the UI says it in the engine's words (the library's, given the path).
     assert response.json()["error"]["code"] == library.code
     with pytest.raises(RemovalError) as from_path:
-        remove_background(path, RemovalOptions(**options), engine=engine)
+        remove_background(path, RemovalOptions.from_values(options), engine=engine)
     assert type(from_path.value) is type(library)
     assert ui_error == from_path.value.message
     status = last[RESULT_OUTPUTS.index("status")]

@@ -34,7 +34,7 @@ fi
 # model stays u2netp, so it never fails the setup.
 vnni=$(.venv/bin/python -c "from base.cpu import cpu_info; print(int(cpu_info().vnni))")
 if [ "$vnni" = 1 ] || [ "$dev" = 1 ]; then
-  echo "Building u2net-int8 and measuring its gate (about a minute on 2 cores) ..."
+  echo "Building u2net-int8 and measuring its gate (about two minutes on 2 cores) ..."
   .venv/bin/python -m models build u2net-int8 \
     || echo "u2net-int8 is not installed on this CPU (its gate, above, says why); the fast model is u2netp."
 fi

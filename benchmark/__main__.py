@@ -7,6 +7,7 @@ python -m benchmark roundtrip                           /remove_background vs th
 python -m benchmark scaling                             do the CPU stages use every core? (stand-in model)
 python -m benchmark gpu                                 how much of the accelerator is used (runs on a CPU too)
 python -m benchmark arena                               onnxruntime's CPU arena on and off: memory and time
+python -m benchmark png                                 the PNG writer against Pillow's (and fpng's)
 """
 
 from __future__ import annotations
@@ -124,9 +125,14 @@ def main() -> None:
         from benchmark import arena
 
         arena.main(rest)
+    elif command == "png":
+        from benchmark import png
+
+        png.main(rest)
     else:
         sys.exit(
-            f"python -m benchmark: unknown command {command!r} (matrix, cost, core, roundtrip, scaling, gpu, arena)"
+            f"python -m benchmark: unknown command {command!r} "
+            "(matrix, cost, core, roundtrip, scaling, gpu, arena, png)"
         )
 
 

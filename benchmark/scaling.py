@@ -7,6 +7,11 @@ postprocessing and encoding. ``N`` threads call ``Engine.remove`` on the same
 1080p JPEG for a fixed time; if the stages serialised (on the GIL, on a lock) the
 throughput would stay flat as callers are added. Target: at 2 callers on 2 cores
 at least 1.8x the 1-caller throughput, and at N callers on N cores at least 0.8·N.
+Each row also says how many cores the process kept busy (its CPU time over the wall
+time) and its CPU time per image: one caller already spreads its resizes over the
+cores, so where it keeps more than one core busy the speed-up is bounded by
+cores ÷ (cores busy at 1 caller), while CPU time per image shows whether adding
+callers costs anything.
 
     python -m benchmark scaling [--seconds 8] [--callers 1,2,4] [--format png] [--json OUT]
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -58,12 +64,18 @@ def stand_in_engine(folder: Path) -> Engine:
 
 
 def measure(engine: Engine, data: bytes, options: RemovalOptions, callers: int, seconds: float) -> dict[str, Any]:
-    """``callers`` threads removing backgrounds for ``seconds``; images per second and stage medians."""
+    """``callers`` threads removing backgrounds for ``seconds``; images per second, the cores the
+    process kept busy (its CPU time over the wall time) and stage medians."""
+    before = os.times()
     timings, elapsed = run_callers(lambda: engine.remove(data, options).timings, callers, seconds=seconds)
+    after = os.times()
+    cpu_s = (after.user - before.user) + (after.system - before.system)
     return {
         "callers": callers,
         "images": len(timings),
         "images_per_second": round(len(timings) / elapsed, 2),
+        "cores_busy": round(cpu_s / elapsed, 2),
+        "cpu_ms_per_image": round(cpu_s * 1000 / len(timings), 1),
         "stages_ms": {k: round(statistics.median(t[k] for t in timings), 1) for k in timings[0]},
     }
 
@@ -104,12 +116,20 @@ def main(argv: list[str] | None = None) -> None:
     callers = [int(c) for c in args.callers.split(",")] if args.callers else sorted({1, 2, cores})
     report = run(args.seconds, callers, args.format, args.size)
     print(f"{report['size']} JPEG -> {report['format']}, stand-in model, {cores} physical cores")
-    print("| callers | images/s | speed-up | target | stages (median ms) |")
-    print("|---|---|---|---|---|")
+    print("| callers | images/s | speed-up | target | cores busy | CPU ms/image | stages (median ms) |")
+    print("|---|---|---|---|---|---|---|")
     for row in report["rows"]:
         stages = ", ".join(f"{k} {v}" for k, v in row["stages_ms"].items())
         mark = "met" if row["met"] else "NOT met"
-        cells = [row["callers"], row["images_per_second"], f"{row['speedup']}x", f"{row['target']}x {mark}", stages]
+        cells = [
+            row["callers"],
+            row["images_per_second"],
+            f"{row['speedup']}x",
+            f"{row['target']}x {mark}",
+            row["cores_busy"],
+            row["cpu_ms_per_image"],
+            stages,
+        ]
         print("| " + " | ".join(str(c) for c in cells) + " |")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from base.errors import RemovalError
 from base.files import atomic_write
+from base.memory import return_large_frees
 from base.settings import Settings, SettingsError, auth_users, build_parser, load_settings
 from core import Engine
 from core.formats import format_for_suffix
@@ -40,7 +41,9 @@ log = logging.getLogger("app")
 
 
 def configure_process(settings: Settings) -> None:
-    """Process-wide state, set once here: logging, and Pillow's decompression-bomb guard."""
+    """Process-wide state, set once here: logging, Pillow's decompression-bomb guard, and
+    freed images returned to the system (``base.memory.return_large_frees``)."""
+    return_large_frees()
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 from pathlib import Path
 
 _MEMINFO = Path("/proc/meminfo")
 #: cgroup v2: the container's limit and what it uses now ("max" when unlimited).
 _CGROUP = Path("/sys/fs/cgroup")
+#: glibc's ``M_MMAP_THRESHOLD`` (``mallopt``), and what the server sets it to.
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 1 << 20
 
 
 def _meminfo_available(text: str) -> int | None:
@@ -53,3 +58,23 @@ def available_bytes() -> int | None:
     except (OSError, ValueError):
         pass
     return min(found) if found else None
+
+
+def return_large_frees() -> bool:
+    """Make glibc give every freed block of ``MMAP_THRESHOLD_BYTES`` or more back to the system.
+
+    By default glibc raises this threshold to the largest block freed so far (up to
+    32 MiB), so the images and matting arrays of a request (a few MiB to tens of MiB)
+    come from malloc's per-thread arenas and stay resident after they are freed: the
+    server grew by hundreds of MiB over the WebUI's paths. Fixed at 1 MiB, they are
+    mapped and unmapped each time (measured: ``python -m tests.reliability.soak``, README).
+    True where it was set (glibc); elsewhere nothing changes.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))

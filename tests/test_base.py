@@ -9,6 +9,7 @@ import pytest
 
 from base.cpu import parse_cpuinfo
 from base.files import atomic_target, atomic_write
+from base.memory import return_large_frees
 from base.providers import AUTO_ORDER, GPU_PROVIDERS, PROVIDER_CHOICES, PROVIDERS
 
 TWO_CORES_WITH_SMT = """
@@ -61,3 +62,8 @@ def test_provider_facts() -> None:
     assert PROVIDER_CHOICES[0] == "auto" and set(PROVIDER_CHOICES[1:]) == set(PROVIDERS)
     assert GPU_PROVIDERS == {"cuda", "tensorrt"} and AUTO_ORDER[-1] == "cpu"
     assert all(PROVIDERS[name].device == "cuda" for name in GPU_PROVIDERS)
+
+
+def test_the_server_returns_large_frees_to_the_system() -> None:
+    """glibc's mmap threshold fixed at 1 MiB (app.configure_process); this machine's libc is glibc."""
+    assert return_large_frees() is True

@@ -12,6 +12,7 @@ error included, which then stays until the next run.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import io
@@ -80,38 +81,37 @@ def _unexpected(rid: str) -> gr.Error:
     return gr.Error(message, duration=TOAST_SECONDS, print_exception=False)
 
 
+@contextlib.contextmanager
+def _translated(fn: Callable[..., Any]) -> Iterator[None]:
+    """Typed engine errors become ``gr.Error`` (one log line each); anything else is logged."""
+    try:
+        yield
+    except RemovalError as exc:
+        raise _toast(exc, _name(fn)) from None
+    except gr.Error:
+        raise
+    except Exception:
+        rid = uuid.uuid4().hex[:12]
+        log.exception("request %s: unexpected error in %s", rid, _name(fn))
+        raise _unexpected(rid) from None
+
+
 def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Typed engine errors become ``gr.Error`` (one log line each); anything else is logged. Generators too."""
+    """``fn`` with its errors shown to the user (``_translated``); generators too."""
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def generator(*args: P.args, **kwargs: P.kwargs) -> Any:
-            try:
+            with _translated(fn):
                 yield from fn(*args, **kwargs)  # type: ignore[misc]
-            except RemovalError as exc:
-                raise _toast(exc, _name(fn)) from None
-            except gr.Error:
-                raise
-            except Exception:
-                rid = uuid.uuid4().hex[:12]
-                log.exception("request %s: unexpected error in %s", rid, _name(fn))
-                raise _unexpected(rid) from None
 
         generator.__name__ = _name(fn)  # a partial's function's: Gradio names the event by it
         return generator  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
+        with _translated(fn):
             return fn(*args, **kwargs)
-        except RemovalError as exc:
-            raise _toast(exc, _name(fn)) from None
-        except gr.Error:
-            raise
-        except Exception:
-            rid = uuid.uuid4().hex[:12]
-            log.exception("request %s: unexpected error in %s", rid, _name(fn))
-            raise _unexpected(rid) from None
 
     wrapper.__name__ = _name(fn)
     return wrapper

@@ -9,11 +9,22 @@ import zlib
 
 from PIL import Image
 
+from base.assets import PHOTOS_DIR
+
 
 def png_bytes(image: Image.Image, **params: object) -> bytes:
     buf = io.BytesIO()
     image.save(buf, "PNG", **params)
     return buf.getvalue()
+
+
+def transparent_photo() -> bytes:
+    """A real photo whose outside is transparent, with its colour still hidden under alpha 0."""
+    im = Image.open(PHOTOS_DIR / "car-1.jpg").convert("RGBA")
+    alpha = Image.new("L", im.size, 0)
+    alpha.paste(255, (60, 60, 420, 300))
+    im.putalpha(alpha)
+    return png_bytes(im)
 
 
 def encoded(image: Image.Image, fmt: str, **params: object) -> bytes:

@@ -142,3 +142,8 @@ def test_matting_above_the_budget_runs_downscaled_at_full_size() -> None:
     assert alpha[180, 240] == 255 and alpha[10, 10] == 0  # the sure regions stay sure
     assert ((alpha > 0) & (alpha < 255)).any()  # and the edge between them is matted
     assert not np.asarray(matted)[alpha == 0].any()  # hidden colour is not kept
+
+
+def test_the_matting_warm_up_runs() -> None:
+    """The warm-up runs in a background thread that only logs a failure: a wrong call once went unnoticed."""
+    imaging.warm_alpha_matting()

@@ -31,7 +31,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, 
 from core.providers import available_providers, resolve
 from models.registry import MODELS
 from tests.conftest import ARTIFACTS, PHOTOS_DIR, ROOT, Server
-from tests.core.helpers import png_bytes
+from tests.core.helpers import transparent_photo
 
 pytestmark = pytest.mark.browser
 
@@ -245,15 +245,6 @@ def rest_cutout(server: Server, data: bytes, filename: str, **form: str) -> byte
     return response.content
 
 
-def transparent_outside() -> bytes:
-    """A photo whose outside is transparent, with the photo's colours still hidden under alpha 0."""
-    im = Image.open(PHOTOS_DIR / "car-1.jpg").convert("RGBA")
-    alpha = Image.new("L", im.size, 0)
-    alpha.paste(255, (60, 60, 420, 300))
-    im.putalpha(alpha)
-    return png_bytes(im)
-
-
 # --- the page ------------------------------------------------------------------------------------
 
 
@@ -404,7 +395,7 @@ def test_an_invalid_option_is_said_in_the_status_line(page: Page) -> None:
 
 def test_a_transparent_input_stays_transparent_and_equals_rest(page: Page, server: Server, tmp_path: Path) -> None:
     """Bug 2: Gradio's conversion dropped the input's alpha; the UI now gets the engine's decode, as REST does."""
-    data = transparent_outside()
+    data = transparent_photo()
     path = tmp_path / "cut-car.png"
     path.write_bytes(data)
     upload_image(page, path)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from core import InvalidOption
 from core.imaging import Warmup
+from tests.reliability.common import UPLOAD_FORM
 from ui import readout, touchup
 from ui.activity import HEAVY, LIGHT, Activity
 from ui.handlers import UPLOAD_FIELDS, OutputStore, status_html, upload_options
@@ -49,13 +50,7 @@ def test_never_more_than_max_files(tmp_path: Path) -> None:
 
 # --- the Upload tab's form, the status line, the read-outs (pure logic) ------------------------------
 
-FORM = {
-    "provider": "cpu", "model": "u2netp", "output_format": "png", "quality": 0, "only_mask": False,
-    "background": "transparent", "color": "#ff0000", "background_image": None, "blur_background": 20,
-    "crop": False, "crop_margin": 0, "alpha_matting": False, "alpha_matting_foreground_threshold": 240,
-    "alpha_matting_background_threshold": 10, "alpha_matting_erode_size": 10, "post_process_mask": False,
-    "shadow": False, "shadow_offset_x": 15, "shadow_offset_y": 15, "shadow_blur": 20, "shadow_opacity": 50,
-}  # fmt: skip
+FORM = {**UPLOAD_FORM, "color": "#ff0000"}
 
 
 def test_the_form_has_every_field() -> None:

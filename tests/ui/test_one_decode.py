@@ -26,7 +26,7 @@ from PIL import Image
 from api.rest import create_router
 from core import Engine, RemovalError, RemovalOptions, load_settings, remove_background
 from tests.conftest import PHOTOS_DIR
-from tests.core.helpers import encoded, png_bytes
+from tests.core.helpers import encoded, transparent_photo
 from tests.reliability.catalogue import CASES, LIMIT_FLAGS, Case, png_rgb16
 from tests.reliability.common import UPLOAD_FORM, rest_form
 from ui import build_ui, touchup
@@ -37,15 +37,6 @@ pytestmark = pytest.mark.model
 
 BASE = {"model": "u2netp", "provider": "cpu"}
 FORM = UPLOAD_FORM
-
-
-def transparent_photo() -> bytes:
-    """A real photo whose outside is transparent, with bright colour hidden under alpha 0."""
-    im = Image.open(PHOTOS_DIR / "car-1.jpg").convert("RGBA")
-    alpha = Image.new("L", im.size, 0)
-    alpha.paste(255, (60, 60, 420, 300))
-    im.putalpha(alpha)
-    return png_bytes(im)
 
 
 def _orientation(value: int) -> Image.Exif:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from base.errors import ImageTooLarge, InvalidImage, RemovalError
 from base.files import atomic_write
+from base.memory import return_large_frees
 from base.settings import Settings
 from batch.inputs import Item
 from batch.outcome import DONE, Outcome
@@ -81,9 +82,11 @@ def chunk_size(settings: Settings, provider: str) -> int:
 def configure_worker_process(settings: Settings) -> None:
     """Process-wide state that ``app.configure_process`` sets, for processes app.py did not
     start (``--workers`` processes, Ray actors): Pillow's decompression-bomb limit, which the
-    decoder turns into ``ImageTooLarge``; without it a worker would refuse other images."""
+    decoder turns into ``ImageTooLarge`` (without it a worker would refuse other images), and
+    freed images returned to the system."""
     from PIL import Image
 
+    return_large_frees()
     Image.MAX_IMAGE_PIXELS = settings.max_pixels
 
 

@@ -181,7 +181,7 @@ def _check_png(data: bytes, limits: Limits) -> None:
     idat = 0
     while i + 8 <= n:
         length, kind = struct.unpack(">I4s", data[i : i + 8])
-        if kind == b"IHDR" and length >= 10:
+        if kind == b"IHDR" and length >= 10 and i + 18 <= n:  # a cut-off IHDR is left to Pillow
             header = struct.unpack(">IIBB", data[i + 8 : i + 18])
         elif kind == b"IDAT":
             idat += length

@@ -237,3 +237,11 @@ def test_decoding_past_its_budget_is_too_complex() -> None:
     assert decode(data, Limits(LIMITS.max_bytes, LIMITS.max_pixels, budget_s=60)).size == (480, 360)
     with pytest.raises(ImageTooComplex, match="budget"):
         decode(data, Limits(LIMITS.max_bytes, LIMITS.max_pixels, budget_s=1e-9))
+
+
+@pytest.mark.parametrize("cut", [12, 16, 20, 25])
+def test_a_png_cut_off_inside_its_header_is_invalid(cut: int) -> None:
+    """Found by the fuzzer: the truncated-body check read an IHDR cut off after its name (struct.error)."""
+    data = png_bytes(Image.new("RGB", (8, 8), (1, 2, 3)))[:cut]
+    with pytest.raises(InvalidImage):
+        decode(data, Limits(1_000_000, 250_000))

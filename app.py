@@ -217,16 +217,18 @@ def uvicorn_options(**options: Any) -> Iterator[None]:
     Gradio builds the Config inside ``launch()`` and passes none of these through; the one
     name its server module looks up there is replaced for the call, and put back after.
     """
-    import gradio.http_server as http_server
+    import gradio.http_server
     import uvicorn
 
+    # The name is Gradio's own import, not an export, so the type checker is not told of it.
+    http_server: Any = gradio.http_server
     real = http_server.uvicorn
 
     class Uvicorn:
         Config = functools.partial(uvicorn.Config, **options)
         Server = uvicorn.Server
 
-    http_server.uvicorn = Uvicorn  # type: ignore[assignment]
+    http_server.uvicorn = Uvicorn
     try:
         yield
     finally:

@@ -260,7 +260,9 @@ class _Request:
             self.started = True
             await response(self.scope, self.receive, self.send)
 
-    async def run(self, app: ASGIApp) -> None:
+    # The guard's checks in the order they must run (draining, login rate, login, body size, caller), each ending
+    # the request with its answer; read top to bottom, that order is the security argument.
+    async def run(self, app: ASGIApp) -> None:  # noqa: C901
         state = self.state
         if state.draining and _is_new_work(self.method, self.path):
             self.note("refused: shutting down")

@@ -122,6 +122,15 @@ def _runnable_models(names: tuple[str, ...], engine: Engine, notes: list[str]) -
     return runnable
 
 
+def _add_vs_rembg(rows: list[dict[str, Any]], baseline: list[dict[str, Any]]) -> None:
+    """Give each row rembg's p50 for its size over its own: a variant is compared with its base's baseline."""
+    by_key = {(b["model"], b["size"]): b["total_ms"]["p50"] for b in baseline}
+    for row in rows:
+        base = MODELS[row["model"]].build
+        ref = by_key.get((base.base if base else row["model"], row["size"]))
+        row["vs_rembg"] = round(ref / row["stages_ms"]["total"]["p50"], 2) if ref else None
+
+
 def run(plan: Plan, engine: Engine, progress: Progress | None = None) -> dict[str, Any]:
     """Measure the plan; returns the JSON-ready report."""
     report_progress = progress or (lambda fraction, what: None)
@@ -175,11 +184,7 @@ def run(plan: Plan, engine: Engine, progress: Progress | None = None) -> dict[st
         for size in plan.sizes:
             baseline.append({"model": model, "size": size, "total_ms": _rembg_baseline(model, images[size], plan)})
             step(f"rembg {model} {size}")
-    by_key = {(b["model"], b["size"]): b["total_ms"]["p50"] for b in baseline}
-    for row in rows:
-        base = MODELS[row["model"]].build
-        ref = by_key.get((base.base if base else row["model"], row["size"]))
-        row["vs_rembg"] = round(ref / row["stages_ms"]["total"]["p50"], 2) if ref else None
+    _add_vs_rembg(rows, baseline)
 
     throughput = []
     size = "1080p" if "1080p" in images else plan.sizes[0]

@@ -279,7 +279,9 @@ class Engine:
                 max_pixels,
             )
 
-    def _compose(
+    # One pass over the layers in the order they stack; each branch is one option's effect, and split up they
+    # would pass half a dozen partly built layers between them.
+    def _compose(  # noqa: C901
         self,
         im: Image.Image,
         mask: Image.Image,

@@ -156,7 +156,8 @@ def provider_choices() -> tuple[list[tuple[str, str]], str]:
     return readout.provider_choices()
 
 
-def build_ui(
+# One page's layout and its wiring in one function; it is due to become one builder per tab.
+def build_ui(  # noqa: PLR0915
     settings: Settings, engine: Engine | None = None, output_dir: Path | None = None, activity: Activity | None = None
 ) -> gr.Blocks:
     engine = engine or Engine(settings)

@@ -90,6 +90,40 @@ def make_into(
     return quantize_into(base_path, out, spec, recipe, progress=progress)
 
 
+def _sidecar_record(
+    spec: ModelSpec,
+    recipe: Recipe | ConvertRecipe,
+    part: Path,
+    digest: str,
+    keep: list[str],
+    report: GateReport | None,
+    seconds: float,
+) -> dict[str, Any]:
+    """What the sidecar records of one build: the recipe, the file, the versions, the gate and the machine."""
+    record: dict[str, Any] = {
+        **expected_record(spec),
+        "md5": digest,
+        "size": part.stat().st_size,
+        "onnxruntime": ort.__version__,
+        "onnx": onnx.__version__,
+        "fp32_nodes": keep,
+        "fp32_convs": [n for n in keep if n.startswith("Conv")],
+        "gate": report.as_dict() if report else None,
+        "gate_skipped": report is None,
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "build_seconds": round(seconds, 1),
+        "python": sys.version.split()[0],
+        "cpu": {"model": cpu_info().model, "flags": cpu_info().reported_flags()},
+    }
+    if isinstance(recipe, Recipe):
+        record["calibration"] = {
+            "sha256": calibration_digest(),
+            "images": [p.name for p in calibration_files()],
+            "tensors": len(calibration_files()) * (1 + recipe.crops),
+        }
+    return record
+
+
 def build(
     spec: ModelSpec,
     home: Path,
@@ -154,27 +188,7 @@ def build(
                 if not report.passed:
                     raise GateFailed(report)
             digest = fetching.file_md5(part)
-            record = {
-                **expected_record(spec),
-                "md5": digest,
-                "size": part.stat().st_size,
-                "onnxruntime": ort.__version__,
-                "onnx": onnx.__version__,
-                "fp32_nodes": keep,
-                "fp32_convs": [n for n in keep if n.startswith("Conv")],
-                "gate": report.as_dict() if report else None,
-                "gate_skipped": report is None,
-                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "build_seconds": round(time.perf_counter() - started, 1),
-                "python": sys.version.split()[0],
-                "cpu": {"model": cpu_info().model, "flags": cpu_info().reported_flags()},
-            }
-            if isinstance(recipe, Recipe):
-                record["calibration"] = {
-                    "sha256": calibration_digest(),
-                    "images": [p.name for p in calibration_files()],
-                    "tensors": len(calibration_files()) * (1 + recipe.crops),
-                }
+            record = _sidecar_record(spec, recipe, part, digest, keep, report, time.perf_counter() - started)
     except OSError as exc:
         raise BuildError(f"cannot write to {home} ({exc.strerror or exc})") from None
     # The model first, then its record: a crash in between leaves a file whose sidecar

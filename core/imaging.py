@@ -293,24 +293,25 @@ def over_shadow(rgba: Image.Image, shadow: Image.Image) -> Image.Image:
     return Image.alpha_composite(layer, rgba)
 
 
-def warm_alpha_matting() -> None:
-    """Run alpha matting once on a tiny image, so that its first real use does not wait.
+def warm_alpha_matting() -> Image.Image | None:
+    """Run alpha matting once on a tiny image, so that its first real use does not wait; returns the matte.
 
     pymatting's numba functions compile on first use (or load from numba's cache,
     far faster): the slow first request the README's "Alpha matting" note measures.
+    None would mean a degenerate trimap, where matting stops before any of it compiles.
     """
     im = Image.new("RGB", (48, 48), (20, 30, 40))
     im.paste((230, 200, 60), (12, 12, 36, 36))
     mask = Image.new("L", (48, 48), 0)
     mask.paste(255, (14, 14, 34, 34))
     mask = mask.filter(ImageFilter.GaussianBlur(3))
-    alpha_matting(im, mask, 240, 10, 2, 48 * 48)
+    return alpha_matting(im, mask, 240, 10, 2, 48 * 48)
 
 
 class Warmup:
     """A warm-up (``warm_alpha_matting``) in a background thread, started once, and whether it is still running."""
 
-    def __init__(self, warm: Callable[[], None] | None = None) -> None:
+    def __init__(self, warm: Callable[[], object] | None = None) -> None:
         self._warm = warm or warm_alpha_matting
         self._done = threading.Event()
         self._started = False

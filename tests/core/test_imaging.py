@@ -145,5 +145,13 @@ def test_matting_above_the_budget_runs_downscaled_at_full_size() -> None:
 
 
 def test_the_matting_warm_up_runs() -> None:
-    """The warm-up runs in a background thread that only logs a failure: a wrong call once went unnoticed."""
-    imaging.warm_alpha_matting()
+    """The warm-up runs in a background thread that only logs a failure: a wrong call once went unnoticed.
+
+    A call that raised would fail here; one that made the trimap degenerate would return None having compiled
+    nothing, so the warm-up must give back a real matte: soft alpha between the sure regions.
+    """
+    matted = imaging.warm_alpha_matting()
+    assert matted is not None and matted.mode == "RGBA" and matted.size == (48, 48)
+    alpha = np.asarray(matted.getchannel("A"))
+    assert alpha[24, 24] == 255 and alpha[2, 2] == 0
+    assert ((alpha > 0) & (alpha < 255)).any()

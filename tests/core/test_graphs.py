@@ -2,7 +2,8 @@
 
 The graphs run on the CPU here exactly as they would on a GPU (same graphs, same IO
 binding, another device name); the masks must equal the exact path's, which equals
-``rembg.remove()``'s (``test_parity.py``): alpha MAE <= 0.5/255 and IoU >= 0.999.
+``rembg.remove()``'s (``tests/core/test_pipeline.py::test_mask_matches_rembg``): alpha MAE <= 0.5/255 and
+IoU >= 0.999.
 """
 
 from __future__ import annotations

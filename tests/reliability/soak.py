@@ -103,7 +103,8 @@ def run(
         shutil.rmtree(root, ignore_errors=True)
 
 
-#: The issue's target: RSS after the soak at most 1.3 times RSS after the baseline, and under 1.5 GiB.
+#: What the soak holds the server to: RSS after the soak at most 1.3 times RSS after the baseline, and under
+#: 1.5 GiB.
 MAX_RSS_GROWTH = 1.3
 MAX_RSS_MIB = 1536.0
 

@@ -5,7 +5,7 @@
 #   docker run --rm --user "$(id -u)" -v "$PWD:/data" rembg-webui python app.py batch /data/in /data/out
 #
 # (--user: the app runs as uid 10001, which cannot write to your folder otherwise.)
-# Settings are the environment variables of the settings table (README, `python app.py
+# Settings are the environment variables of the settings table (docs/configuration.md, `python app.py
 # --help`). Build with --build-arg WITH_RAY=true for `batch --ray` cluster nodes (+410 MB).
 # BASE: any Debian-based image with Python 3.11, `python` and `pip` on PATH (CI builds
 # from a local one, .ci/containers). GPU: Dockerfile.gpu. Deployment: docs/deployment.md.

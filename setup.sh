@@ -19,7 +19,7 @@ requirements=requirements.txt
 .venv/bin/python -m pip install --quiet -r "$requirements"
 [ "$dev" = 1 ] && .venv/bin/python -m pip install --quiet -r requirements-dev.txt
 .venv/bin/python -m models fetch
-# Alpha matting (pymatting) compiles its numba code on first use (README: "The WebUI");
+# Alpha matting (pymatting) compiles its numba code on first use (docs/usage.md, "The WebUI");
 # compiling it here fills numba's cache in .venv, so no request waits for the compiler
 # (the server also warms it in the background at start, for a cache that is not writable).
 .venv/bin/python -c "from core.imaging import warm_alpha_matting; warm_alpha_matting()"

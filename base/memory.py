@@ -67,7 +67,7 @@ def return_large_frees() -> bool:
     32 MiB), so the images and matting arrays of a request (a few MiB to tens of MiB)
     come from malloc's per-thread arenas and stay resident after they are freed: the
     server grew by hundreds of MiB over the WebUI's paths. Fixed at 1 MiB, they are
-    mapped and unmapped each time (measured: ``python -m tests.reliability.soak``, README).
+    mapped and unmapped each time (measured: ``python -m tests.reliability.soak``, docs/limits-and-security.md).
     True where it was set (glibc); elsewhere nothing changes.
     """
     name = ctypes.util.find_library("c")

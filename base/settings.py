@@ -1,7 +1,7 @@
 """The one settings table, read once into a frozen ``Settings`` object.
 
 Each field of ``Settings`` is a row: name, type, default, help and environment
-variable. The CLI flags (``app.py --help``), the README's settings table and the
+variable. The CLI flags (``app.py --help``), the settings table of docs/configuration.md and the
 health endpoint are all generated from ``SETTINGS``. This module is the only
 place in the project that reads ``os.environ``; everything else receives a
 ``Settings`` object explicitly. It sits below the model registry, so it checks
@@ -287,7 +287,7 @@ def load_settings(
 
 
 def settings_table_markdown() -> str:
-    """The README's settings table, generated from the same rows."""
+    """The settings table of docs/configuration.md, generated from the same rows."""
     lines = ["| flag | environment variable | default | meaning |", "|---|---|---|---|"]
     for f in SETTINGS:
         default = "~/.u2net" if f.name == "model_home" else f.default

@@ -297,7 +297,7 @@ def warm_alpha_matting() -> Image.Image | None:
     """Run alpha matting once on a tiny image, so that its first real use does not wait; returns the matte.
 
     pymatting's numba functions compile on first use (or load from numba's cache,
-    far faster): the slow first request the README's "Alpha matting" note measures.
+    far faster): the slow first request the note on alpha matting in docs/usage.md measures.
     None would mean a degenerate trimap, where matting stops before any of it compiles.
     """
     im = Image.new("RGB", (48, 48), (20, 30, 40))

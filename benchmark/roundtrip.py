@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from base.timing import Clock
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             ours_client = Client(ours.url, verbose=False)
             obvious_client = Client(obvious_url, verbose=False)
-            calls = {
+            calls: dict[str, Callable[[], object]] = {
                 "ours": lambda: ours_client.predict(handle_file(str(image)), api_name="/remove_background"),
                 "obvious": lambda: obvious_client.predict(handle_file(str(image)), api_name="/predict"),
             }

@@ -24,7 +24,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from base.errors import RemovalError
+from base.edges import ExitCode
+from base.errors import InvalidOption, RemovalError
 from base.files import atomic_write
 from base.memory import return_large_frees
 from base.settings import Settings, SettingsError, auth_users, build_parser, load_settings
@@ -82,7 +83,7 @@ def remove_command(argv: Sequence[str]) -> int:
         t["total"],
         t["inference"],
     )
-    return 0
+    return ExitCode.OK
 
 
 # --- python app.py (serve) -------------------------------------------------------------
@@ -301,12 +302,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(args)
     except SettingsError as exc:
         print(f"app.py: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.BAD_FLAG
+    except InvalidOption as exc:  # an option value only the engine could judge: still a bad flag
+        print(f"app.py: {exc.message}", file=sys.stderr)
+        return ExitCode.BAD_FLAG
     except RemovalError as exc:
         print(f"app.py: {exc.message}", file=sys.stderr)
-        return 1
+        return ExitCode.FAILED
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """``python app.py batch IN OUT [OPTIONS]``: remove the backgrounds of a folder, a list or a zip.
 
-Exit codes: 0 every input done or skipped; 1 some input failed (listed in
-``OUT/_report.json``) or an error stopped the run (weights, provider); 2 bad usage
-(missing IN, OUT not writable, bad option value, Ray not installed), checked before
-any model loads; 130/143 stopped by SIGINT/SIGTERM.
+Exit codes (``base.edges.ExitCode``, shared with ``app.py remove``): 0 every input done or
+skipped; 1 some input failed (listed in ``OUT/_report.json``) or an error stopped the run
+(weights, provider); 2 bad usage (missing IN, OUT not writable, a bad flag or option value,
+out of range as much as of the wrong type, Ray not installed), checked before any model
+loads; 130/143 stopped by SIGINT/SIGTERM.
 The final summary goes to stdout; logs and the progress bar go to stderr.
 """
 

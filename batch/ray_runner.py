@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,7 +77,10 @@ class RayRemover:
             outcomes = [Outcome.failed(item.key, error.code, error.message, item.output) for item in items]
         else:
             outcomes = self.worker.process_many(items)
-        return {name: [getattr(o, name) for o in outcomes] for name in OUTCOME_FIELDS}
+        # The stages as JSON text: a column of dicts (some None) is no plain Ray Data column.
+        columns = {name: [getattr(o, name) for o in outcomes] for name in OUTCOME_FIELDS}
+        columns["timings_ms"] = [json.dumps(o.timings_ms) if o.timings_ms else "" for o in outcomes]
+        return columns
 
 
 #: The packages an actor imports (a worker, its engine and what that stands on).

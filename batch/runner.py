@@ -13,7 +13,7 @@ places, all producing the same ``Outcome`` stream:
 Stopping: the first SIGINT or SIGTERM stops handing out inputs; the images in
 progress finish (seconds) and the report is written, marked interrupted. A second
 signal stops at once; the temporary file being written is removed, so no output
-is ever partial. The exit code is then 130 (SIGINT) or 143 (SIGTERM).
+is ever partial. The exit code is then 130 (SIGINT) or 143 (SIGTERM): ``base.edges.ExitCode``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Generator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -40,9 +39,11 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from base.cpu import physical_cores
+from base.edges import ExitCode
 from base.errors import RemovalError
 from base.providers import GPU_PROVIDERS
 from base.settings import Settings, visible_gpu_count
+from base.timing import Clock
 from batch import inputs
 from batch.inputs import InputError, Item
 from batch.job import BatchConfig, StopFlag
@@ -51,6 +52,7 @@ from batch.ray_runner import execute_on_ray
 from batch.work import TEMP_SUFFIX, Worker, chunk_size, configure_worker_process, sweep_temporaries
 from core import providers
 from core.options import RemovalOptions
+from core.outcome import report_context
 from models.fetch import ensure_model
 from models.registry import get_spec
 
@@ -88,8 +90,8 @@ class BatchResult:
     @property
     def exit_code(self) -> int:
         if self.signal is not None:
-            return 128 + self.signal
-        return 1 if self.summary.counts[FAILED] else 0
+            return ExitCode.stopped_by(self.signal)
+        return ExitCode.FAILED if self.summary.counts[FAILED] else ExitCode.OK
 
 
 def gpu_ids() -> tuple[int, ...]:
@@ -138,7 +140,7 @@ def run_batch(config: BatchConfig) -> BatchResult:
 
     summary = Summary(outcomes=[*plan.refused, *skipped])
     stopper = StopFlag()
-    started = time.perf_counter()
+    clock = Clock()
     with stopper, logging_redirect_tqdm():
         bar = tqdm(
             total=len(todo), unit="img", desc="batch", disable=not config.progress, file=sys.stderr, smoothing=0.1
@@ -161,12 +163,12 @@ def run_batch(config: BatchConfig) -> BatchResult:
         except KeyboardInterrupt:
             stopper.request(stopper.signum or signal.SIGINT)
         except BaseException:
-            summary.elapsed_s = time.perf_counter() - started
+            summary.elapsed_s = clock.elapsed_s()
             write_report(config.out, summary, {**context, "aborted": True}, len(plan.items) + len(plan.refused))
             raise
         finally:
             bar.close()
-    summary.elapsed_s = time.perf_counter() - started
+    summary.elapsed_s = clock.elapsed_s()
     summary.interrupted = stopper.requested and len(summary.outcomes) < len(plan.items) + len(plan.refused)
     report = write_report(config.out, summary, context, len(plan.items) + len(plan.refused))
     return BatchResult(summary, report, stopper.signum if summary.interrupted else None)
@@ -195,18 +197,9 @@ def prepare_out(out: Path) -> None:
 
 
 def _context(config: BatchConfig, options: RemovalOptions, kind: str) -> dict[str, Any]:
-    opts = dataclasses.asdict(options)
-    for name, value in opts.items():  # image options (mask_edit) as their path: the report is JSON
-        if isinstance(value, os.PathLike):
-            opts[name] = os.fspath(value)
-    opts["background_image"] = config.background_image
-    return {
-        "input": str(config.source),
-        "input_kind": kind,
-        "output": str(config.out),
-        "options": opts,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    context = report_context(str(config.source), kind, str(config.out), options)
+    context["options"]["background_image"] = config.background_image
+    return context
 
 
 def _split(config: BatchConfig, items: list[Item], context: dict[str, Any]) -> tuple[list[Item], list[Outcome]]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import time
 import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +27,9 @@ from base.errors import ImageTooLarge, InvalidImage, RemovalError
 from base.files import atomic_write
 from base.memory import return_large_frees
 from base.settings import Settings
+from base.timing import Clock
 from batch.inputs import Item
-from batch.outcome import DONE, Outcome
+from batch.outcome import Outcome
 from core.options import RemovalOptions
 from core.pipeline import Engine
 from core.sessions import uses_batching
@@ -115,20 +115,17 @@ class Worker:
 
     def process(self, item: Item) -> Outcome:
         """Run one item; every error becomes a failed outcome naming its code and reason."""
-        started = time.perf_counter()
+        clock = Clock()
         target = self.out_root / item.output
         try:
             result = self.engine.remove(read_input(item, self.engine.limits.max_bytes), self.options)
             atomic_write(target, result.data, suffix=TEMP_SUFFIX)
         except RemovalError as exc:
-            return Outcome.failed(item.key, exc.code, exc.message, item.output, _ms(started))
+            model = self.options.model or self.engine.settings.default_model
+            return Outcome.failed(item.key, exc.code, exc.message, item.output, clock.elapsed_ms(), model)
         except OSError as exc:  # writing: disk full, permissions
             return Outcome.failed(item.key, "write_error", f"cannot write {target}: {exc.strerror or exc}", item.output)
         except Exception as exc:  # one unexpected bug must not end a run of thousands (logged with its traceback)
             log.exception("unexpected error on %s", item.key)
             return Outcome.failed(item.key, "internal_error", f"{type(exc).__name__}: {exc}", item.output)
-        return Outcome(key=item.key, status=DONE, output=item.output, ms=_ms(started))
-
-
-def _ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
+        return Outcome.done(item.key, item.output, result.model, result.provider, result.timings, clock.elapsed_ms())

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from base.timing import Clock
+
 T = TypeVar("T")
 
 
@@ -30,20 +32,20 @@ def callers(
                 results.append(value)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
+    clock = Clock()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return results, time.perf_counter() - started
+    return results, clock.elapsed_s()
 
 
 def timed(call: Callable[[], object]) -> Callable[[], float]:
     """``call`` made to return its own duration, in ms."""
 
     def run() -> float:
-        started = time.perf_counter()
+        clock = Clock()
         call()
-        return (time.perf_counter() - started) * 1000
+        return clock.elapsed_ms()
 
     return run

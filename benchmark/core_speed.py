@@ -14,7 +14,6 @@ import io
 import json
 import platform
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from base.cpu import cpu_info
+from base.timing import Clock
 from benchmark.photos import test_jpeg
 from core import Engine, RemovalOptions, load_settings
 
@@ -43,9 +43,9 @@ def run(runs: int, data: bytes, model: str) -> dict[str, Any]:
     baseline: list[float] = []
     baseline_alpha = None
     for i in range(runs + 1):  # the first round warms both paths up and is dropped
-        started = time.perf_counter()
+        clock = Clock()
         out = remove(data, session=rembg_session)  # bytes in: decodes, and saves PNG with Pillow's defaults
-        elapsed = (time.perf_counter() - started) * 1000
+        elapsed = clock.elapsed_ms()
         results = {name: engine.remove(data, opts) for name, opts in formats.items()}
         if i == 0:
             baseline_alpha = np.asarray(Image.open(io.BytesIO(out)).getchannel("A")).astype(float)

@@ -40,6 +40,7 @@ import numpy as np
 
 from base.providers import PROVIDERS
 from base.settings import Settings, load_settings
+from base.timing import Clock, percentiles
 from benchmark.concurrency import callers, timed
 from benchmark.matrix import machine_info
 from benchmark.photos import test_jpeg
@@ -97,16 +98,12 @@ class BusySampler:
         return round(statistics.fmean(self.samples), 3) if self.samples else None
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
-    return {"p50": round(float(np.percentile(values, 50)), 1), "p95": round(float(np.percentile(values, 95)), 1)}
-
-
 def load_engine(settings: Settings, model: str, provider: str) -> tuple[Engine, float]:
     """An engine with ``model`` loaded (batch sizes warmed) on ``provider``, and the load time (s)."""
     engine = Engine(settings)
-    started = time.perf_counter()
+    clock = Clock()
     engine.sessions.get(model, provider)
-    return engine, time.perf_counter() - started
+    return engine, clock.elapsed_s()
 
 
 def stages(engine: Engine, data: bytes, options: RemovalOptions, runs: int) -> dict[str, float]:
@@ -126,9 +123,9 @@ def raw_network(engine: Engine, model: str, provider: str, runs: int) -> dict[st
         session.run(batch)
         times = []
         for _ in range(runs):
-            started = time.perf_counter()
+            clock = Clock()
             session.run(batch)
-            times.append(time.perf_counter() - started)
+            times.append(clock.elapsed_s())
         ms = statistics.median(times) * 1000
         out[f"batch_{size}"] = {"ms": round(ms, 2), "images_per_second": round(size / ms * 1000, 1)}
     return out
@@ -142,7 +139,7 @@ def concurrent(call: Callable[[], float], clients: int, seconds: float) -> dict[
         "clients": clients,
         "images": len(latencies),
         "images_per_second": round(len(latencies) / elapsed, 2),
-        "latency_ms": _percentiles(latencies),
+        "latency_ms": percentiles(latencies),
         "gpu_busy": sampler.busy,
     }
 
@@ -192,10 +189,10 @@ def rest_throughput(
 
 @contextmanager
 def _section(name: str, log: list[str]) -> Iterator[None]:
-    started = time.perf_counter()
+    clock = Clock()
     print(f"... {name}", flush=True)
     yield
-    log.append(f"{name}: {time.perf_counter() - started:.1f} s")
+    log.append(f"{name}: {clock.elapsed_s():.1f} s")
 
 
 def run(model: str, clients: list[int], seconds: float, rest: bool, provider: str = "auto") -> dict[str, Any]:

@@ -27,6 +27,7 @@ import onnxruntime as ort
 
 from base.assets import EVAL_PHOTOS, photo
 from base.cpu import cpu_info
+from base.timing import STAGES, Clock, percentiles
 from benchmark.concurrency import callers, timed
 from benchmark.photos import SIZES, test_jpeg
 from core import Engine, RemovalError, RemovalOptions, available_providers
@@ -35,7 +36,8 @@ from models import measured
 from models.registry import MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ("decode", "preprocess", "inference", "postprocess", "encode", "total")
+#: The engine's stages and their sum, as a result's timings hold them.
+TIMED = (*STAGES, "total")
 Progress = Callable[[float, str], None]
 
 
@@ -97,10 +99,6 @@ def _gpu_name() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def _percentiles(values: list[float]) -> dict[str, float]:
-    return {"p50": round(float(np.percentile(values, 50)), 1), "p95": round(float(np.percentile(values, 95)), 1)}
 
 
 #: Measured on GPU providers only: fp16 and batching pay off on a GPU, not on a CPU.
@@ -174,7 +172,7 @@ def run(plan: Plan, engine: Engine, progress: Progress | None = None) -> dict[st
         rows.append(
             {
                 "provider": provider, "model": model, "size": size, "format": fmt,
-                "stages_ms": {stage: _percentiles([t[stage] for t in measured]) for stage in STAGES},
+                "stages_ms": {stage: percentiles([t[stage] for t in measured]) for stage in TIMED},
             }
         )  # fmt: skip
         step(f"{provider} {model} {size} {fmt}")
@@ -277,11 +275,11 @@ def _rembg_baseline(model: str, data: bytes, plan: Plan) -> dict[str, float]:
     session = new_session(model, providers=["CPUExecutionProvider"])
     times = []
     for i in range(plan.warmup + plan.runs):
-        started = time.perf_counter()
+        clock = Clock()
         remove(data, session=session)
         if i >= plan.warmup:
-            times.append((time.perf_counter() - started) * 1000)
-    return _percentiles(times)
+            times.append(clock.elapsed_ms())
+    return percentiles(times)
 
 
 def _throughput(engine: Engine, data: bytes, model: str, provider: str, clients: int, requests: int) -> dict[str, Any]:
@@ -292,7 +290,7 @@ def _throughput(engine: Engine, data: bytes, model: str, provider: str, clients:
     return {
         "provider": provider, "model": model, "clients": clients,
         "images_per_second": round(len(latencies) / elapsed, 3),
-        "latency_ms": _percentiles(latencies),
+        "latency_ms": percentiles(latencies),
     }  # fmt: skip
 
 
@@ -324,12 +322,12 @@ print(json.dumps(out))
 
 def cold_start(model: str, provider: str, model_home: Path) -> dict[str, Any]:
     """A new process: start to first result, and its peak RSS."""
-    started = time.perf_counter()
+    clock = Clock()
     out = subprocess.run(
         [sys.executable, "-c", COLD_START_SCRIPT, model, provider, str(model_home), str(photo("car-1.jpg"))],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    elapsed = (time.perf_counter() - started) * 1000
+    elapsed = clock.elapsed_ms()
     if out.returncode != 0:
         return {"model": model, "provider": provider, "error": out.stderr.strip().splitlines()[-1:]}
     memory = json.loads(out.stdout.strip().splitlines()[-1])

@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
 
+from base.timing import Clock
 from benchmark.photos import test_jpeg
 from core import RemovalOptions, remove_background
 from core.formats import encode_png
@@ -58,9 +58,9 @@ def measure(runs: int) -> list[tuple[str, str, float, int]]:
         for name, write in writers().items():
             times = []
             for _ in range(runs):
-                started = time.perf_counter()
+                clock = Clock()
                 data = write(cutout)
-                times.append((time.perf_counter() - started) * 1000)
+                times.append(clock.elapsed_ms())
             back = np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
             if not np.array_equal(back, np.asarray(cutout)):
                 raise AssertionError(f"{name} did not write the cutout's pixels")

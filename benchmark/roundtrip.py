@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from base.timing import Clock
 from benchmark.photos import test_jpeg
 from benchmark.server import ROOT, free_port, launch_server, stop_server
 
@@ -89,10 +90,10 @@ def main(argv: list[str] | None = None) -> None:
             times: dict[str, list[float]] = {name: [] for name in calls}
             for i in range(args.runs + 1):  # round 0 warms both up (session load, first inference)
                 for name, call in calls.items():
-                    started = time.perf_counter()
+                    clock = Clock()
                     call()
                     if i:
-                        times[name].append((time.perf_counter() - started) * 1000)
+                        times[name].append(clock.elapsed_ms())
         finally:
             stop_server(ours)
             obvious.terminate()

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from base.edges import cut
 from base.errors import ImageTooComplex, ImageTooLarge, InvalidImage, UnsupportedFormat
 
 #: Formats we decode (Pillow names). GIF and WebP animations use their first frame.
@@ -102,8 +103,7 @@ class _BudgetedBytes(io.BytesIO):
 
 def _short(exc: BaseException) -> str:
     """A decoder's message, cut short: some quote the bytes they choked on."""
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 100 else text[:97] + "..."
+    return cut(str(exc) or type(exc).__name__)
 
 
 # --- what a header asks for, checked before any pixel is decoded ------------------------------

@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -21,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageFilter, ImageOps
 
 from base.cpu import physical_cores
+from base.timing import Clock
 
 log = logging.getLogger(__name__)
 
@@ -333,10 +333,10 @@ class Warmup:
         return self._done.wait(timeout)
 
     def _run(self) -> None:
-        started = time.perf_counter()
+        clock = Clock()
         try:
             self._warm()
-            log.info("alpha matting is ready (warmed up in %.1f s)", time.perf_counter() - started)
+            log.info("alpha matting is ready (warmed up in %.1f s)", clock.elapsed_s())
         except Exception:
             log.warning("warming up alpha matting failed; its first use will be slow", exc_info=True)
         finally:

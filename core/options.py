@@ -21,17 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from base.edges import QUOTE_CHARS as QUOTE_CHARS  # re-exported: the WebUI cuts its messages to it
+from base.edges import quote
 from base.errors import InvalidOption
 from base.providers import PROVIDER_CHOICES
 from base.settings import SettingsError
 from core.formats import FORMAT_NAMES, FORMATS
-from models.registry import MODELS
+from models.registry import MODELS, get_spec
 
 #: Text that means true or false, on every edge (REST forms, query strings, Gradio values).
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
-#: How much of a bad value an error message quotes back.
-QUOTE_CHARS = 100
 
 
 def _option(
@@ -201,12 +201,6 @@ def cli_flag(f: dataclasses.Field[Any]) -> str:
     return f.metadata["cli"] or "--" + f.name.replace("_", "-")
 
 
-def quote(value: object) -> str:
-    """A value for an error message, cut to ``QUOTE_CHARS`` characters."""
-    text = repr(value)
-    return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 3] + "..."
-
-
 def coerce(f: dataclasses.Field[Any], raw: Any) -> Any:
     """One raw edge value as the option's type (the one parser of every edge)."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
@@ -270,7 +264,11 @@ def add_option_arguments(parser: argparse.ArgumentParser, format_help: str | Non
 
 
 def options_from_args(args: argparse.Namespace, **overrides: Any) -> RemovalOptions:
-    """``RemovalOptions`` from the flags of ``add_option_arguments``; a bad value is a ``SettingsError``."""
+    """``RemovalOptions`` from the flags of ``add_option_arguments``; a bad value is a ``SettingsError``.
+
+    Every check that needs no model runs here (ranges, colours, formats, the model's name), so
+    that a value out of range is refused like one of the wrong type: before any work, as a bad flag.
+    """
     values: dict[str, Any] = {name: getattr(args, name, None) for name in OPTIONS} | overrides
     for f in OPTIONS.values():
         if kind_of(f) == "image" and values[f.name] is not None:
@@ -279,7 +277,11 @@ def options_from_args(args: argparse.Namespace, **overrides: Any) -> RemovalOpti
                 raise SettingsError(f"{cli_flag(f)}: {path} is not a readable file")
             values[f.name] = path
     try:
-        return RemovalOptions.from_values(values)
+        options = RemovalOptions.from_values(values)
+        options.validated()
+        if options.model is not None:
+            get_spec(options.model)
+        return options
     except InvalidOption as exc:
         flag = cli_flag(OPTIONS[exc.option]) if exc.option in OPTIONS else exc.option
         raise SettingsError(f"{flag}: {exc.message.split(': ', 1)[-1]}") from None

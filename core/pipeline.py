@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +20,8 @@ from PIL import Image, ImageChops
 from base.errors import ImageTooComplex, RemovalError
 from base.memory import available_bytes
 from base.settings import Settings, SettingsError, load_settings
+from base.timing import STAGES as STAGES  # re-exported: the stages a result is timed in
+from base.timing import Clock
 from core import imaging
 from core.decode import Limits, decode
 from core.families import family_of
@@ -32,7 +33,6 @@ from core.telemetry import RequestLog
 from models.registry import MODELS
 
 log = logging.getLogger(__name__)
-STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
 
 
 @dataclass
@@ -87,24 +87,6 @@ class _Composed:
     box: tuple[int, int, int, int] | None
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.start = self.last = time.perf_counter()
-        self.timings: dict[str, float] = {}
-
-    def lap(self, stage: str) -> None:
-        """Add the time since the last lap to ``stage`` (a stage may come back)."""
-        now = time.perf_counter()
-        self.timings[stage] = self.timings.get(stage, 0.0) + (now - self.last) * 1000
-        self.last = now
-
-    def total(self) -> dict[str, float]:
-        # The sum of the stages, not end - start: in a batch, other images' stages
-        # run in between, and only this image's share of the shared call is its own.
-        self.timings["total"] = sum(self.timings.values())
-        return self.timings
-
-
 class Engine:
     """Settings plus the session cache; share one per process."""
 
@@ -145,7 +127,7 @@ class Engine:
         session = self._session(opts)
         extra = self._option_images(opts)
         out: list[RemovalResult | RemovalError] = []
-        ready: list[tuple[int, Image.Image, np.ndarray, _Clock]] = []
+        ready: list[tuple[int, Image.Image, np.ndarray, Clock]] = []
         for image in images:
             try:
                 im, tensor, clock = self._prepare(image, session, opts)
@@ -154,11 +136,11 @@ class Engine:
                 continue
             ready.append((len(out), im, tensor, clock))
             out.append(RemovalError("not run"))  # replaced by its result below
-        started = time.perf_counter()
+        call = Clock()
         outputs = session.infer([tensor for _, _, tensor, _ in ready]) if ready else []
-        share = (time.perf_counter() - started) * 1000 / max(len(ready), 1)
+        share = call.elapsed_ms() / max(len(ready), 1)
         for (index, im, _, clock), (prediction, shared) in zip(ready, outputs, strict=True):
-            clock.last = time.perf_counter()
+            clock.restart_lap()
             clock.timings["inference"] = share
             result = self._finish(im, prediction, opts, extra, session, clock)
             result.batch = shared
@@ -209,13 +191,13 @@ class Engine:
 
     def _prepare(
         self, image: Any, session: ModelSession, opts: RemovalOptions | None = None
-    ) -> tuple[Image.Image, np.ndarray, _Clock]:
+    ) -> tuple[Image.Image, np.ndarray, Clock]:
         """Decode one image and make its network input, timing both.
 
         An output format that cannot hold the image is refused here, before inference
         (cropping may still shrink it; ``_finish`` checks the result itself).
         """
-        clock = _Clock()
+        clock = Clock()
         im = decode(image, self.limits)
         if opts is not None and not opts.crop:
             FORMATS[opts.output_format].check_size(im.width, im.height)
@@ -231,7 +213,7 @@ class Engine:
         opts: RemovalOptions,
         extra: _OptionImages,
         session: ModelSession,
-        clock: _Clock,
+        clock: Clock,
     ) -> RemovalResult:
         """Mask, compose, encode and record one image whose prediction is ready."""
         spec = session.spec

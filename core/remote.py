@@ -31,8 +31,8 @@ import time
 from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit
 
+from base.edges import cut, quote
 from base.errors import ImageTooLarge, UrlFetchFailed, UrlRefused
-from core.options import QUOTE_CHARS, quote
 
 MAX_REDIRECTS = 3
 #: Seconds for each connect or read.
@@ -60,18 +60,12 @@ def is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def _cut(text: object) -> str:
-    """A message from elsewhere (a resolver, a server), cut short: it may repeat the URL."""
-    words = str(text)
-    return words if len(words) <= QUOTE_CHARS else words[: QUOTE_CHARS - 3] + "..."
-
-
 def resolve(host: str, port: int) -> list[str]:
     """Every address ``host`` resolves to (IPv4 and IPv6), in the resolver's order."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UrlFetchFailed(f"cannot resolve {quote(host)} ({_cut(exc)})") from None
+        raise UrlFetchFailed(f"cannot resolve {quote(host)} ({cut(exc)})") from None
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
@@ -104,7 +98,7 @@ def _checked_target(url: str, resolver: Resolver, allowed: AddressCheck) -> tupl
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise UrlRefused(f"not a valid URL ({_cut(exc)})") from None
+        raise UrlRefused(f"not a valid URL ({cut(exc)})") from None
     if parts.scheme not in ("http", "https"):
         raise UrlRefused(f"only http and https URLs are fetched, not {quote(parts.scheme or 'a bare path')}")
     if parts.username is not None or parts.password is not None:
@@ -160,10 +154,10 @@ def fetch_url(
                     url = urljoin(url, location)
                     continue
                 if response.status != 200:
-                    raise UrlFetchFailed(f"the server answered {response.status} {_cut(response.reason)}".rstrip())
+                    raise UrlFetchFailed(f"the server answered {response.status} {cut(response.reason)}".rstrip())
                 return _read_body(response, max_bytes, deadline)
             except (OSError, http.client.HTTPException) as exc:
-                what = "timed out" if isinstance(exc, TimeoutError) else f"failed ({type(exc).__name__}: {_cut(exc)})"
+                what = "timed out" if isinstance(exc, TimeoutError) else f"failed ({type(exc).__name__}: {cut(exc)})"
                 raise UrlFetchFailed(f"fetching the URL {what}") from None
         finally:
             conn.close()

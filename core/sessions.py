@@ -28,6 +28,7 @@ from base.errors import InvalidOption, ProviderUnavailable, RemovalError
 from base.memory import rss_bytes
 from base.providers import BY_ORT_NAME, PROVIDERS
 from base.settings import BATCH_SIZES, Settings
+from base.timing import Clock
 from core import providers
 from core.batcher import Batcher
 from core.graphs import Graphs
@@ -230,7 +231,7 @@ def create_session(spec: ModelSpec, path: Path, provider: str, settings: Setting
     size up to ``max_batch`` is run once (so that no request pays the first call of a
     size) and the largest that fits ``gpu_memory_mb`` is kept.
     """
-    started = time.perf_counter()
+    clock = Clock()
     before = rss_bytes()
     batching = uses_batching(settings, provider)
     ort_providers = providers.ort_providers(
@@ -271,7 +272,7 @@ def create_session(spec: ModelSpec, path: Path, provider: str, settings: Setting
     if batching:
         sizes = warm_batch_sizes(model, [b for b in BATCH_SIZES if b <= settings.max_batch])
         model.batcher = Batcher(model.run, sizes, settings.batch_window_ms / 1000, f"batcher-{spec.name}-{provider}")
-    model.load_ms = (time.perf_counter() - started) * 1000
+    model.load_ms = clock.elapsed_ms()
     log.info("loaded %s on %s in %.0f ms (active: %s)", spec.name, provider, model.load_ms, active)
     return model
 

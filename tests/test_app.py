@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from base.edges import ExitCode
 from core import Engine, RemovalOptions
 from tests.conftest import PHOTOS_DIR, ROOT, alpha_of, mask_agreement
 
@@ -52,8 +53,8 @@ def test_remove_flags_reach_the_engine(tmp_path: Path) -> None:
     ("args", "code", "mentions"),
     [
         (["--background-image", "/nonexistent.png"], 2, "--background-image"),
-        (["--bgcolor", "300,0,0"], 1, "bgcolor"),
-        (["--model", "../../etc/passwd"], 1, "model"),
+        (["--bgcolor", "300,0,0"], 2, "bgcolor"),
+        (["--model", "../../etc/passwd"], 2, "model"),
     ],
     ids=["missing-background", "bad-colour", "path-as-model"],
 )
@@ -72,3 +73,23 @@ def test_remove_not_an_image(tmp_path: Path) -> None:
     done = run_remove(bad, tmp_path / "out.png")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("command", ["remove", "batch"])
+def test_a_bad_flag_exits_2_whichever_check_catches_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """``--quality abc`` (not a number) and ``--quality 500`` (out of range) are the same mistake: exit 2,
+    one line naming the flag, nothing written; the same code from ``remove`` and ``batch``."""
+    import app
+
+    (tmp_path / "in").mkdir()
+    source = PHOTOS_DIR / "car-1.jpg" if command == "remove" else tmp_path / "in"
+    out = tmp_path / ("out.webp" if command == "remove" else "out")
+    codes = {}
+    for value in ("abc", "500", "-5", "2.5"):
+        codes[value] = app.main([command, str(source), str(out), "--quality", value])
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("app.py: --quality: "), (value, err)
+    assert codes == dict.fromkeys(codes, ExitCode.BAD_FLAG) and ExitCode.BAD_FLAG == 2
+    assert not out.exists()

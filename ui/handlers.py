@@ -16,14 +16,13 @@ import contextlib
 import functools
 import inspect
 import io
-import json
 import logging
 import time
 import uuid
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -33,11 +32,10 @@ from PIL import Image
 
 from base.files import atomic_write
 from base.settings import Settings
+from base.timing import Clock
 from core import (
     Engine,
     InvalidOption,
-    ModelNotAvailable,
-    ProviderUnavailable,
     RemovalError,
     RemovalOptions,
     RemovalResult,
@@ -45,6 +43,8 @@ from core import (
 from core.formats import FORMATS
 from core.imaging import ALPHA_MATTING_WARMUP
 from core.options import OPTIONS, kind_of
+from core.outcome import FATAL_ERRORS, gallery_report
+from core.outcome import Outcome as ItemOutcome
 from ui import readout, touchup
 from ui.activity import GALLERY, HEAVY, LIGHT, Activity
 
@@ -279,7 +279,7 @@ class Outcome:
     error: RemovalError | None = None
     path: Path | None = None
     name: str = ""
-    report: dict[str, Any] = field(default_factory=dict)
+    item: ItemOutcome | None = None  # its row in the zip's _report.json
 
 
 class Handlers:
@@ -511,15 +511,18 @@ class Handlers:
         try:
             options = RemovalOptions.from_values({"model": model, "provider": provider, "output_format": output_format})
             # An option, model or provider that fails fails every file: said once, not on every row.
-            fatal = (InvalidOption, ModelNotAvailable, ProviderUnavailable)
-            outcomes = self._batch(files, options, progress.tqdm(list(files), desc="Removing backgrounds"), fatal)
+            clock = Clock()
+            outcomes = self._batch(
+                files, options, progress.tqdm(list(files), desc="Removing backgrounds"), FATAL_ERRORS
+            )
         except RemovalError as exc:
             yield _pack(names, {"status": status_html("error", exc.message)})
             raise
         done = [o for o in outcomes if o.path is not None]
         stamp = time.strftime("%Y-%m-%d-%H%M")
-        report = [o.report for o in outcomes]
-        zip_path = self._zip(f"cutouts-{stamp}-{len(done)}-of-{len(outcomes)}.zip", done, report)
+        zip_name = f"cutouts-{stamp}-{len(done)}-of-{len(outcomes)}.zip"
+        report = gallery_report([o.item for o in outcomes if o.item], options, zip_name, clock.elapsed_s())
+        zip_path = self._zip(zip_name, done, report)
         failed = [o for o in outcomes if o.error is not None]
         text = f"{len(done)} of {len(outcomes)} cut out"
         text += f"; {len(failed)} failed (see the table and _report.json)." if failed else "."
@@ -552,6 +555,7 @@ class Handlers:
         for file in each:
             name = Path(file).name
             outcome = Outcome(name)
+            clock = Clock()
             try:
                 with self.activity.running(GALLERY, f"a gallery of {len(files)} images"):
                     result = self.engine.remove(Path(file), options)
@@ -559,30 +563,27 @@ class Handlers:
                 raise
             except RemovalError as exc:
                 outcome.error = exc
-                outcome.report = {
-                    "file": name, "status": "error", "error": exc.message, "code": exc.code,
-                    "model": options.model or self.engine.settings.default_model, "provider": None, "timings_ms": None,
-                }  # fmt: skip
+                model = options.model or self.engine.settings.default_model
+                outcome.item = ItemOutcome.failed(name, exc.code, exc.message, ms=clock.elapsed_ms(), model=model)
                 outcomes.append(outcome)
                 continue
             outcome.result = result
             outcome.name = _unique(output_name(file, result), taken)
             outcome.path = self.store.write(result.data, outcome.name)
-            outcome.report = {
-                "file": name, "status": "ok", "error": None, "output": outcome.name, "model": result.model,
-                "provider": result.provider, "timings_ms": {k: round(v, 1) for k, v in result.timings.items()},
-            }  # fmt: skip
+            outcome.item = ItemOutcome.done(
+                name, outcome.name, result.model, result.provider, result.timings, clock.elapsed_ms()
+            )
             outcomes.append(outcome)
         return outcomes
 
-    def _zip(self, name: str, outcomes: Sequence[Outcome], report: list[dict[str, Any]] | None = None) -> str:
+    def _zip(self, name: str, outcomes: Sequence[Outcome], report: str | None = None) -> str:
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:  # images are compressed already
             for outcome in outcomes:
                 assert outcome.path is not None
                 zf.write(outcome.path, outcome.name)
             if report is not None:
-                zf.writestr("_report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+                zf.writestr("_report.json", report)
         return str(self.store.write(buf.getvalue(), name))
 
     # --- the Webcam tab's live mode -------------------------------------------------------------------

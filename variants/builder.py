@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -26,6 +25,7 @@ import onnxruntime as ort
 from base.cpu import cpu_info
 from base.files import atomic_target, atomic_write
 from base.settings import Settings, load_settings
+from base.timing import Clock
 from models import fetch as fetching
 from models import measured
 from models.recipes import ConvertRecipe, Recipe, RecipeError, calibration_digest, calibration_files, recipe_of
@@ -162,7 +162,7 @@ def build(
         fast_spec = get_spec(FAST_MODEL)
         fast = (fast_spec, fetching.ensure_model(fast_spec, home, fetch_missing=fetch_base, progress=progress))
     settings = replace(settings or load_settings([]), model_home=home)
-    started = time.perf_counter()
+    clock = Clock()
     try:
         with atomic_target(target) as part:
             # The estimate setup.sh and docs/models.md give for the build with its gate (measured there).
@@ -174,7 +174,7 @@ def build(
                 raise BuildError(str(exc)) from None
             except Exception as exc:  # onnx/onnxruntime raise many unrelated types
                 raise BuildError(f"recipe {build_source.recipe} failed: {type(exc).__name__}: {exc}") from exc
-            say(f"{spec.name}: built in {time.perf_counter() - started:.0f} s; {len(keep)} nodes kept fp32")
+            say(f"{spec.name}: built in {clock.elapsed_s():.0f} s; {len(keep)} nodes kept fp32")
             report: GateReport | None = None
             if gate:
                 say(f"{spec.name}: measuring the gate against {base_spec.name} ...")
@@ -189,7 +189,7 @@ def build(
                 if not report.passed:
                     raise GateFailed(report)
             digest = fetching.file_md5(part)
-            record = _sidecar_record(spec, recipe, part, digest, keep, report, time.perf_counter() - started)
+            record = _sidecar_record(spec, recipe, part, digest, keep, report, clock.elapsed_s())
     except OSError as exc:
         raise BuildError(f"cannot write to {home} ({exc.strerror or exc})") from None
     # The model first, then its record: a crash in between leaves a file whose sidecar

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from tqdm import tqdm
 from base.assets import EVAL_PHOTOS, PHOTOS_DIR, photo
 from base.cpu import cpu_info
 from base.settings import Settings
+from base.timing import Clock
 from core.decode import Limits, decode
 from core.imaging import to_mask, to_tensor
 from core.quality import Agreement, agreement
@@ -236,9 +236,9 @@ def measure_gate(
             session.run(timing)  # warm-up
         for _ in range(runs):  # alternately, so that a busy moment costs every model alike
             for role, session in sessions.items():
-                started = time.perf_counter()
+                clock = Clock()
                 session.run(timing)
-                times[role].append((time.perf_counter() - started) * 1000)
+                times[role].append(clock.elapsed_ms())
                 bar.update(1)
     medians = {role: statistics.median(t) for role, t in times.items()}
     return GateReport(

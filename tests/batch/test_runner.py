@@ -148,8 +148,8 @@ def test_missing_input_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_bad_option_is_one_line_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "in").mkdir()
     code = app.main(["batch", str(tmp_path / "in"), str(tmp_path / "out"), "--format", "gif"])
-    assert code == 1
-    assert capsys.readouterr().err.strip().startswith("app.py: invalid option 'output_format'")
+    assert code == 2
+    assert capsys.readouterr().err.strip().startswith("app.py: --format: choose one of")
 
 
 def test_unavailable_provider_stops_the_run_with_its_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

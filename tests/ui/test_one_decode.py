@@ -106,7 +106,7 @@ def form_for(case: Case) -> dict[str, Any]:
     form = dict(FORM)
     for name, value in case.options.items():
         if name == "bgcolor":
-            form.update(background="colour", color=value)
+            form.update(background="colour", bgcolor=value)
         else:
             form[name] = value
     return form

@@ -43,6 +43,7 @@ def _option(
     cli: str | None = None,
     low: int | None = None,
     high: int | None = None,
+    step: int | None = None,
     choices: tuple[str, ...] | None = None,
     unset: Any = None,
     advanced: bool = False,
@@ -51,8 +52,8 @@ def _option(
 
     ``kind``: bool, int, str (from the annotation), or colour / image. ``rest``: the
     REST field name (default: the name). ``cli``: the flag (default: ``--name``).
-    ``low``/``high``: an int's range. ``choices``: what the UI offers (the engine
-    checks names itself). ``unset``: a value edges send for "not given"
+    ``low``/``high``: an int's range; ``step``: its step on the WebUI's controls (default 1).
+    ``choices``: what the UI offers (the engine checks names itself). ``unset``: a value edges send for "not given"
     (Gradio's numbers cannot be empty: ``quality`` 0 means the format's default).
     ``advanced``: left out of the Gradio UI's basic options (still in the API).
     """
@@ -65,6 +66,7 @@ def _option(
             "cli": cli,
             "low": low,
             "high": high,
+            "step": step,
             "choices": choices,
             "unset": unset,
             "advanced": advanced,
@@ -89,7 +91,7 @@ class RemovalOptions:
         None, "Where to run: auto, cpu, cuda, tensorrt or openvino; empty: the default.", choices=PROVIDER_CHOICES
     )
     output_format: str = _option(
-        "png", "Output format: png, webp or jpeg.", rest="format", cli="--format", choices=tuple(FORMAT_NAMES)
+        "png", "Output format: png, webp or jpeg.", rest="format", cli="--format", choices=tuple(FORMATS)
     )
     quality: int | None = _option(
         None, "Lossy WebP/JPEG quality 1-100; 0 or empty: lossless WebP, JPEG 90.", low=1, high=100, unset=0

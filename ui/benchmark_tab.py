@@ -16,7 +16,7 @@ import gradio as gr
 
 from benchmark import chart, cost, matrix
 from core import Engine
-from ui.handlers import user_errors
+from ui.errors import user_errors
 
 MAX_REPORT_BYTES = 5_000_000
 

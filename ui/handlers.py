@@ -1,58 +1,48 @@
 """Event handlers of the WebUI and the Gradio client API: a few lines each around ``core``.
 
 Every widget and API value becomes options through the engine's one parser
-(``RemovalOptions.from_values``), and every image reaches the engine as the file
-the browser uploaded: the engine decodes it, as it does for REST and the library,
-so all three give the same bytes. Typed engine errors become ``gr.Error`` with the
-error's own message, once, in ``user_errors``; nothing else reaches the page, so no
-traceback is ever shown. The WebUI's handlers are generators: their first update
+(``RemovalOptions.from_values``, by way of ``ui.form``), and every image reaches the
+engine as the file the browser uploaded: the engine decodes it, as it does for REST
+and the library, so all three give the same bytes. Typed engine errors become
+``gr.Error`` with the error's own message, once, in ``ui.errors.user_errors``;
+nothing else reaches the page, so no traceback is ever shown. The WebUI's handlers are generators: their first update
 clears the status line ("Running..."), their last sets it to what happened, an
 error included, which then stays until the next run.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import inspect
 import io
 import logging
 import time
-import uuid
 import warnings
-import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import gradio as gr
 import numpy as np
 from PIL import Image
 
-from base.files import atomic_write
 from base.settings import Settings
 from base.timing import Clock
 from core import (
     Engine,
-    InvalidOption,
     RemovalError,
     RemovalOptions,
     RemovalResult,
 )
 from core.formats import FORMATS
 from core.imaging import ALPHA_MATTING_WARMUP
-from core.options import OPTIONS, kind_of
 from core.outcome import FATAL_ERRORS, gallery_report
-from core.outcome import Outcome as ItemOutcome
 from ui import readout, touchup
-from ui.activity import GALLERY, HEAVY, LIGHT, Activity
+from ui.activity import GALLERY, LIGHT, Activity
+from ui.errors import user_error
+from ui.form import FORM, Form
+from ui.gallery_report import Outcome, unique, zip_bytes
+from ui.store import OutputStore, output_name
 
 log = logging.getLogger(__name__)
-P = ParamSpec("P")
-R = TypeVar("R")
-#: Seconds an error toast stays: long enough to read a sentence twice (the status line keeps it after).
-TOAST_SECONDS = 30
 ALPHA_MATTING_INFO = "Finer hair and fur edges; seconds more per image (runs in the heavy queue)."
 WARMING_INFO = "Warming up: pymatting compiles its code on first use since start; this note changes when ready."
 #: Results smaller than this on their shorter side are shown scaled up (pixelated) in the slider.
@@ -61,177 +51,12 @@ DISPLAY_MIN_SIDE = 256
 DISPLAY_MAX_SIDE = 2048
 
 
-def _name(fn: Callable[..., Any]) -> str:
-    """A handler's name for the log; a ``functools.partial`` goes by its function's."""
-    return str(getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "handler"))
-
-
-def _toast(exc: RemovalError, where: str) -> gr.Error:
-    log.info("request %s: %s -> %s", uuid.uuid4().hex[:12], where, exc.code)
-    return gr.Error(
-        exc.message,
-        title=exc.code.replace("_", " ").capitalize(),
-        duration=TOAST_SECONDS,
-        print_exception=False,
-    )
-
-
-def _unexpected(rid: str) -> gr.Error:
-    message = f"Something went wrong on the server; it has been logged as request {rid}."
-    return gr.Error(message, duration=TOAST_SECONDS, print_exception=False)
-
-
-@contextlib.contextmanager
-def _translated(fn: Callable[..., Any]) -> Iterator[None]:
-    """Typed engine errors become ``gr.Error`` (one log line each); anything else is logged."""
-    try:
-        yield
-    except RemovalError as exc:
-        raise _toast(exc, _name(fn)) from None
-    except gr.Error:
-        raise
-    except Exception:
-        rid = uuid.uuid4().hex[:12]
-        log.exception("request %s: unexpected error in %s", rid, _name(fn))
-        raise _unexpected(rid) from None
-
-
-def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """``fn`` with its errors shown to the user (``_translated``); generators too."""
-    if inspect.isgeneratorfunction(fn):
-
-        @functools.wraps(fn)
-        def generator(*args: P.args, **kwargs: P.kwargs) -> Any:
-            with _translated(fn):
-                yield from fn(*args, **kwargs)  # type: ignore[misc]
-
-        generator.__name__ = _name(fn)  # a partial's function's: Gradio names the event by it
-        return generator  # type: ignore[return-value]
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with _translated(fn):
-            return fn(*args, **kwargs)
-
-    wrapper.__name__ = _name(fn)
-    return wrapper
-
-
-class OutputStore:
-    """Where encoded results are written for Gradio to serve; old files are pruned.
-
-    A result is kept for ``max_age_s`` (so a download link works for a while) but
-    never more than ``max_files`` of them: at a sustained rate the age alone would let
-    the folder grow to rate x max_age_s files.
-    """
-
-    def __init__(self, root: Path, max_age_s: float = 3600, max_files: int = 2000) -> None:
-        self.root = root
-        self.max_age_s = max_age_s
-        self.max_files = max_files
-        root.mkdir(parents=True, exist_ok=True)
-
-    def write(self, data: bytes, name: str) -> Path:
-        self.prune()
-        # never a half-written file under the served name
-        return atomic_write(self.root / uuid.uuid4().hex / name, data)
-
-    def prune(self) -> None:
-        """Remove results older than ``max_age_s``, then the oldest beyond ``max_files - 1``."""
-        cutoff = time.time() - self.max_age_s
-        kept: list[tuple[float, Path]] = []
-        for folder in self.root.iterdir():
-            try:
-                mtime = folder.stat().st_mtime
-            except OSError:
-                continue  # another request pruned it first
-            if mtime < cutoff:
-                self._remove(folder)
-            else:
-                kept.append((mtime, folder))
-        if len(kept) >= self.max_files:  # leave room for the result about to be written
-            kept.sort()
-            for _, folder in kept[: len(kept) - self.max_files + 1]:
-                self._remove(folder)
-
-    @staticmethod
-    def _remove(folder: Path) -> None:
-        try:
-            for f in folder.iterdir():
-                f.unlink(missing_ok=True)
-            folder.rmdir()
-        except OSError:
-            pass  # another request removed it first
-
-
-def api_default(f: Any, settings: Settings) -> Any:
-    """What the client API shows (and its hidden component holds) for an option left out."""
-    if f.name in ("model", "provider"):
-        return getattr(settings, f"default_{f.name}")
-    if f.metadata["unset"] is not None:
-        return f.metadata["unset"]
-    if f.default is None and kind_of(f) != "image":
-        return ""
-    return f.default
-
-
-def with_option_parameters(fn: Callable[..., R], first: str, settings: Settings, doc: str) -> Callable[..., R]:
-    """``fn(first, *option values)`` as the client API shows it: one named parameter per option.
-
-    Gradio names an endpoint's parameters, and documents them, from the function's
-    signature and docstring; both are generated from ``core.options.OPTIONS``.
-    """
-
-    def call(*args: Any) -> R:
-        return fn(*args)
-
-    params = [inspect.Parameter(first, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    params += [
-        inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=api_default(f, settings))
-        for f in OPTIONS.values()
-    ]
-    call.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    args = "\n".join(f"    {f.name}: {f.metadata['help']}" for f in OPTIONS.values())
-    call.__doc__ = f"{doc}\n\nArgs:\n{args}"
-    call.__name__ = _name(fn)
-    return call
-
-
-def output_name(source: str | None, result: RemovalResult) -> str:
-    stem = Path(source).stem if source else "image"
-    suffix = "mask" if result.image.mode == "L" else "cutout"
-    return f"{stem}-{suffix}{FORMATS[result.format].extension}"
-
-
-# --- the Upload tab's form -----------------------------------------------------------------------
-
-#: The Upload tab's inputs after the image, in the order ``ui.blocks`` wires them.
-#: Names that are options pass straight through; the others are the background control.
-UPLOAD_FIELDS = (
-    "provider", "model", "output_format", "quality", "only_mask", "background", "color", "background_image",
-    "blur_background", "crop", "crop_margin", "alpha_matting", "alpha_matting_foreground_threshold",
-    "alpha_matting_background_threshold", "alpha_matting_erode_size", "post_process_mask",
-    "shadow", "shadow_offset_x", "shadow_offset_y", "shadow_blur", "shadow_opacity",
-)  # fmt: skip
-#: The background control's choices: (label, value).
-BACKGROUNDS = [("Transparent", "transparent"), ("Colour", "colour"), ("Image", "image"), ("Blur", "blur")]
 #: What the Upload and Webcam handlers update, in order (``ui.blocks`` wires the same names).
 RESULT_OUTPUTS = ("slider", "files", "status", "last", "history", "chart", "editor", "touch")
 #: What applying a touch-up updates: all but the editor, which is its input (``touchup_picture`` follows).
 TOUCHUP_OUTPUTS = tuple(n for n in RESULT_OUTPUTS if n != "editor")
-
-
-def upload_options(form: Mapping[str, Any], mask_edit: Any = None) -> RemovalOptions:
-    """The Upload tab's widget values as options: one background, as the control says."""
-    values = {name: form[name] for name in UPLOAD_FIELDS if name in OPTIONS and name in form}
-    background = form.get("background") or "transparent"
-    values["bgcolor"] = form.get("color") if background == "colour" else None
-    values["background_image"] = form.get("background_image") if background == "image" else None
-    values["blur_background"] = form.get("blur_background") if background == "blur" else 0
-    if background == "image" and not values["background_image"]:
-        raise InvalidOption("background_image", "choose the background image first, or another background")
-    values["mask_edit"] = mask_edit
-    return RemovalOptions.from_values(values)
+#: What a gallery run updates, in order.
+GALLERY_OUTPUTS = ("gallery", "files", "table", "status", "history", "chart")
 
 
 def status_html(kind: str, text: str) -> str:
@@ -270,29 +95,18 @@ def describe(path: str | None, form: Mapping[str, Any], settings: Settings) -> s
     return what + (f" on a {size[0]}×{size[1]} image" if size else "")
 
 
-@dataclass
-class Outcome:
-    """One file of a gallery batch."""
-
-    file: str
-    result: RemovalResult | None = None
-    error: RemovalError | None = None
-    path: Path | None = None
-    name: str = ""
-    item: ItemOutcome | None = None  # its row in the zip's _report.json
-
-
 class Handlers:
     """The functions wired to events; each calls ``Engine.remove`` and shapes its result."""
 
-    def __init__(self, engine: Engine, store: OutputStore, activity: Activity | None = None) -> None:
+    def __init__(self, engine: Engine, store: OutputStore, activity: Activity | None = None, form: Form = FORM) -> None:
         self.engine = engine
         self.store = store
         self.activity = activity or Activity()
+        self.form = form
 
     def _remove(self, image: str | None, options: RemovalOptions) -> tuple[RemovalResult, Path]:
         if not image:
-            raise gr.Error("Add an image first.", duration=TOAST_SECONDS, print_exception=False)
+            raise user_error("Add an image first.")
         result = self.engine.remove(Path(image), options)
         return result, self.store.write(result.data, output_name(image, result))
 
@@ -301,10 +115,10 @@ class Handlers:
     def remove_background(self, image: str | None, *values: Any) -> tuple[str, dict[str, Any]]:
         """Remove the background of an image; return the encoded cutout and a report.
 
-        ``values``: the options in ``core.options.OPTIONS`` order (the client API's
-        parameters after ``image``; see ``with_option_parameters``).
+        ``values``: the options in the table's order (the client API's parameters
+        after ``image``; see ``ui.form.Form.with_parameters``).
         """
-        options = RemovalOptions.from_values(dict(zip(OPTIONS, values, strict=False)))
+        options = self.form.parse(dict(zip(self.form.rows, values, strict=False)))
         with self.activity.running(LIGHT, "a client API request"):
             result, path = self._remove(image, options)
         return str(path), result.report()
@@ -322,14 +136,14 @@ class Handlers:
         """
         if not files:
             raise gr.Error("Add one or more images first.", print_exception=False)
-        options = RemovalOptions.from_values({"model": model, "provider": provider, "output_format": output_format})
+        options = self.form.parse({"model": model, "provider": provider, "output_format": output_format})
         outcomes = self._batch(files, options, list(files))
         done = [o for o in outcomes if o.path is not None]
         zip_path = self._zip("cutouts.zip", done) if done else None
         report = [
             {
                 "file": o.file,
-                "status": "ok" if o.result else f"error: {o.error.message if o.error else ''}",
+                "status": o.status,
                 "provider": o.result.provider if o.result else None,
                 "total_ms": round(o.result.timings["total"]) if o.result else None,
             }
@@ -362,7 +176,7 @@ class Handlers:
         for (group_model, group_provider, group_format), members in groups.items():
             inputs = [Path(path) if (path := image[i]) else b"" for i in members]
             try:
-                options = RemovalOptions.from_values(
+                options = self.form.parse(
                     {"model": group_model, "provider": group_provider, "output_format": group_format}
                 )
                 with self.activity.running(LIGHT, f"{len(members)} batched client API request(s)"):
@@ -386,19 +200,19 @@ class Handlers:
 
     def ui_remove(self, lane: str, image: str | None, *values: Any) -> Iterator[tuple[Any, ...]]:
         """The Upload tab: before/after, downloads, the read-outs and the touch-up picture."""
-        form = dict(zip(UPLOAD_FIELDS, values, strict=True))
+        form = dict(zip(self.form.fields, values, strict=True))
         yield from self._run(lane, image, form, None, RESULT_OUTPUTS)
 
     def ui_touchup(self, lane: str, editor: Mapping[str, Any] | None, touch: Mapping[str, Any] | None) -> Any:
         """Apply the strokes painted on the result as the engine's ``mask_edit``, at full resolution."""
         if not touch:
             yield _pack(TOUCHUP_OUTPUTS, {"status": status_html("error", "Cut out an image first, then paint on it.")})
-            raise gr.Error("Cut out an image first, then paint on it.", duration=TOAST_SECONDS, print_exception=False)
+            raise user_error("Cut out an image first, then paint on it.")
         layers = [layer for layer in (editor or {}).get("layers") or [] if layer]
         if not layers:
             message = "Paint on the picture first: green keeps, red removes."
             yield _pack(TOUCHUP_OUTPUTS, {"status": status_html("error", message)})
-            raise gr.Error(message, duration=TOAST_SECONDS, print_exception=False)
+            raise user_error(message)
         previous = None
         if touch.get("edit"):
             with Image.open(touch["edit"]) as earlier:
@@ -426,7 +240,7 @@ class Handlers:
     ) -> Iterator[tuple[Any, ...]]:
         yield _pack(names, {"status": status_html("run", "Running…")})
         try:
-            options = upload_options(form, edit)
+            options = self.form.options(form, edit)
             if options.alpha_matting and warming_up():
                 yield _pack(names, {"status": status_html("run", "Running… (alpha matting is still warming up)")})
             with self.activity.running(lane, describe(image, form, self.engine.settings)):
@@ -502,19 +316,18 @@ class Handlers:
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented idiom
     ) -> Iterator[tuple[Any, ...]]:  # fmt: skip
         """Many images in: a gallery, a dated zip with a report, each file on its own, a row per file."""
-        names = ("gallery", "files", "table", "status", "history", "chart")
+        names = GALLERY_OUTPUTS
         yield _pack(names, {"status": status_html("run", "Running…")})
         if not files:
             message = "Add one or more images first."
             yield _pack(names, {"status": status_html("error", message)})
-            raise gr.Error(message, duration=TOAST_SECONDS, print_exception=False)
+            raise user_error(message)
         try:
-            options = RemovalOptions.from_values({"model": model, "provider": provider, "output_format": output_format})
+            options = self.form.parse({"model": model, "provider": provider, "output_format": output_format})
             # An option, model or provider that fails fails every file: said once, not on every row.
             clock = Clock()
-            outcomes = self._batch(
-                files, options, progress.tqdm(list(files), desc="Removing backgrounds"), FATAL_ERRORS
-            )
+            each = progress.tqdm(list(files), desc="Removing backgrounds")
+            outcomes = self._batch(files, options, each, FATAL_ERRORS)
         except RemovalError as exc:
             yield _pack(names, {"status": status_html("error", exc.message)})
             raise
@@ -534,7 +347,7 @@ class Handlers:
                 "table": [
                     [
                         o.file,
-                        "ok" if o.result else f"error: {o.error.message if o.error else ''}",
+                        o.status,
                         o.result.provider if o.result else None,
                         round(o.result.timings["total"]) if o.result else None,
                     ]
@@ -562,29 +375,14 @@ class Handlers:
             except fatal:
                 raise
             except RemovalError as exc:
-                outcome.error = exc
-                model = options.model or self.engine.settings.default_model
-                outcome.item = ItemOutcome.failed(name, exc.code, exc.message, ms=clock.elapsed_ms(), model=model)
-                outcomes.append(outcome)
+                outcomes.append(outcome.failed(exc, options.model or self.engine.settings.default_model, clock))
                 continue
-            outcome.result = result
-            outcome.name = _unique(output_name(file, result), taken)
-            outcome.path = self.store.write(result.data, outcome.name)
-            outcome.item = ItemOutcome.done(
-                name, outcome.name, result.model, result.provider, result.timings, clock.elapsed_ms()
-            )
-            outcomes.append(outcome)
+            out_name = unique(output_name(file, result), taken)
+            outcomes.append(outcome.done(result, out_name, self.store.write(result.data, out_name), clock))
         return outcomes
 
     def _zip(self, name: str, outcomes: Sequence[Outcome], report: str | None = None) -> str:
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:  # images are compressed already
-            for outcome in outcomes:
-                assert outcome.path is not None
-                zf.write(outcome.path, outcome.name)
-            if report is not None:
-                zf.writestr("_report.json", report)
-        return str(self.store.write(buf.getvalue(), name))
+        return str(self.store.write(zip_bytes(outcomes, report), name))
 
     # --- the Webcam tab's live mode -------------------------------------------------------------------
 
@@ -595,7 +393,7 @@ class Handlers:
         state = dict(state or {})
         if frame is None:
             return None, "", state
-        options = RemovalOptions.from_values({"model": model, "provider": provider, "output_format": "webp"})
+        options = self.form.parse({"model": model, "provider": provider, "output_format": "webp"})
         result = self.engine.remove(frame, options)
         stamps = [*state.get("stamps", [])[-9:], time.monotonic()]
         fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
@@ -624,18 +422,4 @@ def warming_up() -> bool:
     return ALPHA_MATTING_WARMUP.warming
 
 
-def _unique(name: str, taken: set[str]) -> str:
-    stem, dot, ext = name.rpartition(".")
-    candidate, n = name, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{stem}-{n}{dot}{ext}"
-    taken.add(candidate)
-    return candidate
-
-
-def format_choices() -> list[str]:
-    return list(FORMATS)
-
-
-__all__ = ["HEAVY", "LIGHT", "Handlers", "OutputStore", "user_errors"]
+__all__ = ["GALLERY_OUTPUTS", "RESULT_OUTPUTS", "TOUCHUP_OUTPUTS", "Handlers", "status_html", "warming_up"]

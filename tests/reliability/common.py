@@ -23,7 +23,7 @@ from PIL import Image
 from core.options import OPTIONS, rest_name
 from tests.conftest import PHOTOS_DIR, Server, launch_server
 from ui.activity import HEAVY
-from ui.handlers import UPLOAD_FIELDS
+from ui.form import FORM, UPLOAD_FIELDS
 
 
 @dataclass
@@ -217,14 +217,8 @@ class PageError(Exception):
     """A WebUI event that ended in an error."""
 
 
-#: The Upload tab's widgets as a fresh page has them (``ui.handlers.UPLOAD_FIELDS``).
-UPLOAD_FORM: dict[str, Any] = {
-    "provider": "cpu", "model": "u2netp", "output_format": "png", "quality": 0, "only_mask": False,
-    "background": "transparent", "color": "#ffffff", "background_image": None, "blur_background": 20,
-    "crop": False, "crop_margin": 0, "alpha_matting": False, "alpha_matting_foreground_threshold": 240,
-    "alpha_matting_background_threshold": 10, "alpha_matting_erode_size": 10, "post_process_mask": False,
-    "shadow": False, "shadow_offset_x": 15, "shadow_offset_y": 15, "shadow_blur": 20, "shadow_opacity": 50,
-}  # fmt: skip
+#: The Upload tab's widgets as a fresh page has them (``ui.form.FORM``), on the CPU with u2netp.
+UPLOAD_FORM: dict[str, Any] = FORM.initial() | {"provider": "cpu", "model": "u2netp"}
 
 
 def ui_remove_data(image: dict[str, Any], model: str, alpha_matting: bool) -> list[Any]:

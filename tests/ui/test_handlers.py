@@ -15,7 +15,9 @@ from core.imaging import Warmup
 from tests.reliability.common import UPLOAD_FORM
 from ui import readout, touchup
 from ui.activity import HEAVY, LIGHT, Activity
-from ui.handlers import UPLOAD_FIELDS, OutputStore, status_html, upload_options
+from ui.form import UPLOAD_FIELDS, upload_options
+from ui.handlers import status_html
+from ui.store import OutputStore
 
 
 def _results(root: Path) -> list[str]:
@@ -50,7 +52,7 @@ def test_never_more_than_max_files(tmp_path: Path) -> None:
 
 # --- the Upload tab's form, the status line, the read-outs (pure logic) ------------------------------
 
-FORM = {**UPLOAD_FORM, "color": "#ff0000"}
+FORM = {**UPLOAD_FORM, "bgcolor": "#ff0000"}
 
 
 def test_the_form_has_every_field() -> None:

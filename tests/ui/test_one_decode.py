@@ -31,7 +31,10 @@ from tests.reliability.catalogue import CASES, LIMIT_FLAGS, Case, png_rgb16
 from tests.reliability.common import UPLOAD_FORM, rest_form
 from ui import build_ui, touchup
 from ui.activity import LIGHT
-from ui.handlers import RESULT_OUTPUTS, UPLOAD_FIELDS, Handlers, OutputStore, user_errors
+from ui.errors import user_errors
+from ui.form import UPLOAD_FIELDS
+from ui.handlers import RESULT_OUTPUTS, Handlers
+from ui.store import OutputStore
 
 pytestmark = pytest.mark.model
 
@@ -103,7 +106,7 @@ def form_for(case: Case) -> dict[str, Any]:
     form = dict(FORM)
     for name, value in case.options.items():
         if name == "bgcolor":
-            form.update(background="colour", color=value)
+            form.update(background="colour", bgcolor=value)
         else:
             form[name] = value
     return form

@@ -24,6 +24,10 @@ from core.providers import provider_info, resolve
 from models import tuned
 from models.registry import MODELS
 
+#: How much faster than onnxruntime fp32 a candidate must have measured to replace it for
+#: ``exact``: OpenVINO f32 and onnxruntime fp32 run the same kernels' arithmetic at about the
+#: same speed, and a coin toss of a noisy measurement should not move every request.
+MIN_GAIN = 1.1
 #: The CPU providers a choice may move a request between, by what it asked for.
 CPU_PROVIDERS = {"auto": ("cpu", "openvino"), "cpu": ("cpu",), "openvino": ("openvino",)}
 
@@ -65,7 +69,9 @@ def _on_gpu(provider: str) -> bool:
 
 
 def fastest(rows: Iterable[dict[str, Any]], gate: str, providers: tuple[str, ...]) -> dict[str, Any] | None:
-    """The fastest row that passed ``gate`` (exact or fast) on one of ``providers`` and that can run here."""
+    """The fastest row that passed ``gate`` (exact or fast) on one of ``providers`` and that can run here,
+    where it measured ``MIN_GAIN`` times faster than the reference row (onnxruntime fp32), if there is one."""
+    rows = list(rows)
     passing = [
         row
         for row in rows
@@ -75,7 +81,16 @@ def fastest(rows: Iterable[dict[str, Any]], gate: str, providers: tuple[str, ...
         and isinstance(row.get("inference_ms"), (int, float))
         and provider_info(str(row["provider"])).available
     ]
-    return min(passing, key=lambda row: float(row["inference_ms"])) if passing else None
+    if not passing:
+        return None
+    best = min(passing, key=lambda row: float(row["inference_ms"]))
+    reference = next(
+        (r for r in passing if (r.get("provider"), r.get("precision")) == ("cpu", "fp32")),
+        None,
+    )
+    if reference is not None and float(best["inference_ms"]) * MIN_GAIN > float(reference["inference_ms"]):
+        return reference
+    return best
 
 
 def choose(model: str, provider: str, word: str, rows: list[dict[str, Any]]) -> Choice:
@@ -90,7 +105,7 @@ def choose(model: str, provider: str, word: str, rows: list[dict[str, Any]]) -> 
     if word == "exact":
         return exact
     fast_row = fastest(rows, "fast", allowed)
-    if fast_row is not None:
+    if fast_row is not None and fast_row is not exact_row:
         return _from_row(word, model, provider, fast_row)
     if not rows:
         why = f"{tuned.TUNE_COMMAND} has not measured {model} here"

@@ -145,33 +145,14 @@ def _cmd_tune(args: argparse.Namespace, home: Path) -> int:
 
 def _choices(home: Path, name: str) -> dict[str, Any] | None:
     """What exact and fast run for ``name`` here, from the tune record; None when it was not tuned."""
-    from core.precision import choice_for, describe
+    from dataclasses import replace
+
+    from core.catalog import precision_facts
 
     if not tuned.candidates(home, name):
         return None
-    out: dict[str, Any] = {}
-    for word in ("exact", "fast"):
-        choice = choice_for(home, name, "auto", word)
-        row = next(
-            (
-                r
-                for r in tuned.candidates(home, name)
-                if (r["provider"], r["precision"], r["weights"])
-                == ("cpu" if choice.provider == "auto" else choice.provider, choice.precision, choice.weights)
-            ),
-            {},
-        )
-        out[word] = {
-            "runs": describe(choice),
-            "provider": choice.provider,
-            "precision": choice.precision,
-            "weights": choice.weights,
-            "inference_ms": row.get("inference_ms"),
-            "speedup": row.get("speedup"),
-            "mean_mae": row.get("mean_mae"),
-            "note": choice.note,
-        }
-    return out
+    facts = precision_facts(replace(load_settings([]), model_home=home), name)
+    return {word: facts[word] for word in ("exact", "fast")}
 
 
 def _short(source: Source) -> str:
@@ -231,10 +212,10 @@ def _cmd_list(args: argparse.Namespace, home: Path) -> int:
         print(f"precision here ({tuned.TUNE_COMMAND}, {tuned.read(home).get('measured_at', '?')}):")
     for row in tuned_rows:
         for word, c in row["precision"].items():
-            speed = f", {c['speedup']:.2f}x onnxruntime fp32" if c["speedup"] else ""
-            mae = f", alpha MAE {c['mean_mae']:.2f}" if c["mean_mae"] else ""
-            note = f" ({c['note']})" if c["note"] else ""
-            print(f"  {row['name']} {word}: {c['runs']}{speed}{mae}{note}")
+            speed = f", {c['speedup']:.2f}x onnxruntime fp32" if c.get("speedup") else ""
+            mae = f", alpha MAE {c['mean_mae']:.2f}" if c.get("mean_mae") else ""
+            note = f" ({c['note']})" if c.get("note") else ""
+            print(f"  {row['name']} {word}: {c.get('runs', c.get('error'))}{speed}{mae}{note}")
     if not tuned_rows:
         print(f"precision: not tuned here; `{tuned.TUNE_COMMAND}` measures what exact and fast run")
     return 0

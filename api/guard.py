@@ -52,6 +52,8 @@ from starlette.formparsers import MultiPartException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from base.edges import error_body, request_id
+
 log = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
@@ -85,11 +87,6 @@ _STREAMS = (
 LOGIN_WINDOW_S = 60.0
 #: Addresses remembered at most (oldest forgotten first), so that the limiter's memory is bounded.
 _MAX_ADDRESSES = 10_000
-
-
-def request_id() -> str:
-    """A short random id, returned as ``X-Request-Id`` and written in the log lines of the request."""
-    return secrets.token_hex(6)
 
 
 class LoginLimiter:
@@ -249,7 +246,7 @@ class _Request:
             headers["Connection"] = "close"  # the rest of the body is not read
         response: Response
         if _is_rest(self.path) or self.path in DOCS_PATHS:
-            response = JSONResponse({"error": {"code": code, "message": message}}, status, headers)
+            response = JSONResponse(error_body(code, message), status, headers)
         elif self.path == UPLOAD_PATH:
             response = PlainTextResponse(message, status, headers)
         else:

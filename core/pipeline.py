@@ -210,6 +210,10 @@ class Engine:
             reasons.append(f"the default model {model} cannot load on {p}: {exc.message}")
         return reasons
 
+    def load(self, options: RemovalOptions | None = None) -> ModelSession:
+        """The session a request with ``options`` runs on, loaded now (model, provider and precision as chosen)."""
+        return self._session((options or RemovalOptions()).validated())[0]
+
     def choose(self, opts: RemovalOptions) -> Choice:
         """What runs a request with ``opts``: weights, provider and precision (``core.precision``)."""
         model = opts.model or self.settings.default_model

@@ -101,6 +101,18 @@ def test_rows_that_cannot_run_are_never_chosen() -> None:
     assert choose("u2net", "auto", "fast", [REFERENCE, unknown, broken]).precision == "fp32"
 
 
+def test_no_provider_name_points_at_a_package_that_is_not_installed() -> None:
+    """``openvino`` is the openvino package's runtime (requirements.txt), not onnxruntime-openvino."""
+    import importlib.util
+
+    from base.providers import AUTO_ORDER, PROVIDERS
+
+    facts = PROVIDERS["openvino"]
+    assert (facts.runtime, facts.package, facts.ort_name) == ("openvino", "openvino", "")
+    assert (importlib.util.find_spec("openvino") is not None) == provider_info("openvino").available
+    assert "openvino" not in AUTO_ORDER  # on the CPU the precision option moves requests, from measurement
+
+
 def test_unknown_precision_word() -> None:
     with pytest.raises(InvalidOption, match="precision"):
         choose("u2net", "auto", "fastest", [])

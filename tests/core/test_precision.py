@@ -113,6 +113,19 @@ def test_no_provider_name_points_at_a_package_that_is_not_installed() -> None:
     assert "openvino" not in AUTO_ORDER  # on the CPU the precision option moves requests, from measurement
 
 
+def test_on_a_gpu_fast_is_tf32_and_sessions_say_what_they_compute() -> None:
+    from core.sessions import precision_on
+
+    rows = [REFERENCE, OV_BF16]  # a CPU record does not move a GPU request
+    assert choose("u2net", "cuda", "exact", rows).precision == "fp32"
+    fast = choose("u2net", "cuda", "fast", rows)
+    assert (fast.provider, fast.precision, fast.weights) == ("cuda", "tf32", "u2net")
+    assert precision_on("cuda", "tf32") == "tf32" and precision_on("cuda", "fp32") == "fp32"
+    assert precision_on("tensorrt", "fp32") == "fp16"  # TensorRT always builds fp16 engines
+    with pytest.raises(InvalidOption, match="OpenVINO"):
+        precision_on("cpu", "bf16")
+
+
 def test_unknown_precision_word() -> None:
     with pytest.raises(InvalidOption, match="precision"):
         choose("u2net", "auto", "fastest", [])

@@ -240,3 +240,17 @@ def test_fast_without_a_record_runs_exact_and_says_so(tmp_path: Path) -> None:
     result = engine.remove(photo("car-1.jpg").read_bytes(), RemovalOptions(model="u2netp", precision="fast"))
     assert (result.backend, result.precision, result.precision_ran) == ("onnxruntime-cpu", "fp32", "exact")
     assert "python -m models tune has not measured u2netp" in result.report()["precision_note"]
+
+
+@needs_openvino
+@pytest.mark.model
+def test_openvino_sessions_share_the_memory_budget() -> None:
+    """u2net on OpenVINO (counted over 400 MiB) and u2netp on onnxruntime do not both fit in 300 MiB."""
+    engine = Engine(dataclasses.replace(load_settings([]), session_memory_mb=300))
+    engine.sessions.get("u2net", "openvino", "bf16" if cpu_info().bf16 else "fp32")
+    engine.sessions.get("u2netp", "cpu")
+    assert engine.sessions.keys() == [("u2netp", "cpu")]
+    engine.sessions.get("u2net", "openvino")
+    assert engine.sessions.keys() == [("u2net", "openvino")]
+    [loaded] = engine.sessions.loaded()
+    assert (loaded["runtime"], loaded["precision"], loaded["memory_mib"] > 300) == ("openvino", "fp32", True)

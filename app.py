@@ -73,13 +73,16 @@ def remove_command(argv: Sequence[str]) -> int:
     atomic_write(args.output, result.data)  # never a half-written output
     t = result.timings
     log.info(
-        "%s -> %s: %dx%d, %s on %s, %.0f ms (inference %.0f ms)",
+        "%s -> %s: %dx%d, %s on %s %s (precision %s%s), %.0f ms (inference %.0f ms)",
         args.input,
         args.output,
         result.image.width,
         result.image.height,
         result.model,
-        result.provider,
+        result.backend,
+        result.precision,
+        result.precision_ran,
+        f"; {result.precision_note}" if result.precision_note else "",
         t["total"],
         t["inference"],
     )

@@ -38,3 +38,11 @@ if [ "$vnni" = 1 ] || [ "$dev" = 1 ]; then
   .venv/bin/python -m models build u2net-int8 \
     || echo "u2net-int8 is not installed on this CPU (its gate, above, says why); the fast model is u2netp."
 fi
+# What precision=exact and precision=fast run on this CPU: every runtime (onnxruntime,
+# OpenVINO) and precision (fp32, bf16 where the CPU has it, int8) of the installed models,
+# measured and gated here (a few minutes on 2 cores). Without its record, exact runs
+# onnxruntime fp32 and fast runs exact, so a failure never fails the setup.
+if [ "$gpu" = 0 ]; then
+  .venv/bin/python -m models tune \
+    || echo "python -m models tune failed (above); precision=fast runs exact until it is run again."
+fi

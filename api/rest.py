@@ -182,10 +182,16 @@ async def serve(
     headers = {
         "X-Provider": result.provider,
         "X-Model": result.model,
+        # What really ran: runtime and provider, and the precision (fast may run exact; the note says why).
+        "X-Backend": result.backend,
+        "X-Precision": result.precision,
+        "X-Precision-Ran": result.precision_ran,
         "X-Inference-Ms": f"{t['inference']:.1f}",
         "X-Total-Ms": f"{t['total']:.1f}",
         "X-Timings": json.dumps({k: round(v, 1) for k, v in t.items()}),
     }
+    if result.precision_note:
+        headers["X-Precision-Note"] = cut(result.precision_note, 300)
     return Response(result.data, media_type=result.media_type, headers=headers)
 
 

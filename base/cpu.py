@@ -9,11 +9,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: Flags worth naming in reports (benchmark, /healthz, build records).
-REPORTED_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile")
+REPORTED_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_bf16",
+)
 #: x86 VNNI: int8 dot products in one instruction (AVX-512 VNNI or AVX-VNNI).
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
 #: Any int8 dot-product instruction: VNNI, AMX, or Arm's dotprod.
 INT8_DOT_FLAGS = VNNI_FLAGS | {"amx_int8", "asimddp"}
+#: bfloat16 arithmetic in hardware (AMX tiles or AVX-512 BF16): what makes OpenVINO's bf16 worth trying.
+BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,11 @@ class CpuInfo:
     def int8_dot(self) -> bool:
         """Int8 dot-product instructions, without which int8 convolutions gain little."""
         return bool(self.flags & INT8_DOT_FLAGS)
+
+    @property
+    def bf16(self) -> bool:
+        """bfloat16 in hardware; without it a bf16 candidate is not even tried."""
+        return bool(self.flags & BF16_FLAGS)
 
     def reported_flags(self) -> list[str]:
         return [f for f in REPORTED_FLAGS if f in self.flags]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from base.providers import PROVIDER_CHOICES
+from base.providers import PRECISION_CHOICES, PROVIDER_CHOICES
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 PROCESSING = ("auto", "exact", "graph")
@@ -48,6 +48,12 @@ class Settings:
     )
     default_model: str = _setting("u2net", "Model used when a request names none.")
     default_provider: str = _setting("auto", "Execution provider when a request names none.", choices=PROVIDER_CHOICES)
+    default_precision: str = _setting(
+        "exact",
+        "Precision when a request names none: exact (masks equal rembg's) or fast (the fastest build that passed "
+        "the quality gate here; python -m models tune measures them). On CUDA, fast is TF32.",
+        choices=PRECISION_CHOICES,
+    )
     fetch_missing: bool = _setting(True, "Fetch a missing model on first use (else fail with the fetch command).")
     threads: int = _setting(0, "onnxruntime intra-op threads per session; 0 = physical cores.")
     gpu_device: int = _setting(0, "GPU index (among the visible ones) for the cuda and tensorrt providers.")
@@ -70,7 +76,8 @@ class Settings:
     gpu_memory_mb: int = _setting(0, "GPU memory one session may hold, MB (0 = no limit); it caps the batch size.")
     gpu_precision: str = _setting(
         "fp32",
-        "GPU convolution precision: fp32 (masks equal the CPU's) or tf32 (faster, masks differ).",
+        "GPU convolution precision: fp32 (masks equal the CPU's) or tf32 (faster, masks differ); tf32 makes every "
+        "CUDA session TF32, as --default-precision fast does for its requests (kept for older deployments).",
         choices=("fp32", "tf32"),
     )
     max_upload_bytes: int = _setting(

@@ -99,9 +99,7 @@ class Worker:
         self.out_root = Path(out_root)
         # Load now: the first image is then not slower than the rest, and a model or
         # provider that cannot load fails here, once, not on every image.
-        session = self.engine.sessions.get(
-            self.options.model or settings.default_model, self.options.provider or settings.default_provider
-        )
+        session = self.engine.load(self.options)
         self.provider = session.provider
         # Where the session batches (an accelerator), images in flight at once fill its batches.
         self.concurrency = session.batcher.largest if session.batcher else 1

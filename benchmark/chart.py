@@ -15,7 +15,10 @@ def latency_throughput(report: dict[str, Any], path: Path) -> Path:
     """Left: total p50/p95 per provider/model/size (PNG out). Right: images/s against clients."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     rows = [r for r in report["rows"] if r["format"] == "png"] or report["rows"]
-    labels = [f"{r['provider']}\n{r['model']}\n{r['size']}" for r in rows]
+    labels = [
+        f"{r['provider']}\n{r['model']}\n{r['size']}" + (f"\n{r['precision']}" if r.get("asked") == "fast" else "")
+        for r in rows
+    ]
     p50 = [r["stages_ms"]["total"]["p50"] for r in rows]
     p95 = [r["stages_ms"]["total"]["p95"] for r in rows]
     x = range(len(rows))

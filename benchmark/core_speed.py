@@ -2,7 +2,10 @@
 
 Both paths run side by side in one process on the same weights and the same
 1080p JPEG, alternating, after a warm-up; the table shows per-stage medians and
-the ratio. Timings on a shared machine are noisy: compare ratios from one run.
+the ratio (and the median of each round's ratio, which a busy moment costs less).
+``png-fast`` is ``precision=fast``: what ``python -m models tune`` chose here (the
+``ran`` column says which runtime and precision). Timings on a shared machine are
+noisy: compare ratios from one run.
 
     python -m benchmark core [--runs 5] [--image PATH] [--json OUT]
 """
@@ -38,7 +41,9 @@ def run(runs: int, data: bytes, model: str) -> dict[str, Any]:
     formats = {
         "png": RemovalOptions(model=model, provider="cpu"),
         "webp-lossless": RemovalOptions(model=model, provider="cpu", output_format="webp"),
+        "png-fast": RemovalOptions(model=model, precision="fast"),
     }
+    ran: dict[str, str] = {}
     ours: dict[str, list[dict[str, float]]] = {name: [] for name in formats}
     baseline: list[float] = []
     baseline_alpha = None
@@ -47,6 +52,7 @@ def run(runs: int, data: bytes, model: str) -> dict[str, Any]:
         out = remove(data, session=rembg_session)  # bytes in: decodes, and saves PNG with Pillow's defaults
         elapsed = clock.elapsed_ms()
         results = {name: engine.remove(data, opts) for name, opts in formats.items()}
+        ran = {name: f"{r.backend} {r.precision}" for name, r in results.items()}
         if i == 0:
             baseline_alpha = np.asarray(Image.open(io.BytesIO(out)).getchannel("A")).astype(float)
             png_alpha = np.asarray(results["png"].image.getchannel("A")).astype(float)
@@ -76,8 +82,12 @@ def run(runs: int, data: bytes, model: str) -> dict[str, Any]:
         stages = {k: median([t[k] for t in timings]) for k in timings[0]}
         other = stages["total"] - stages["inference"]
         report["ours"][name] = {
+            "ran": ran[name],
             "stages_ms": stages,
             "speedup_vs_rembg": round(report["rembg_remove_plus_png_ms"] / stages["total"], 2),
+            "paired_speedup_vs_rembg": round(
+                statistics.median(b / t["total"] for b, t in zip(baseline, timings, strict=True)), 2
+            ),
             "non_inference_share_of_inference": round(other / stages["inference"], 3),
         }
     return report
@@ -94,13 +104,15 @@ def main(argv: list[str] | None = None) -> None:
     report = run(args.runs, data, args.model)
     print(f"rembg.remove() + PNG save: {report['rembg_remove_plus_png_ms']} ms (median of {args.runs})")
     print(f"mask vs rembg: {report['mask_vs_rembg']}")
-    header = ["output", *report["ours"]["png"]["stages_ms"], "speedup", "other/inference"]
+    header = ["output", "ran", *report["ours"]["png"]["stages_ms"], "speedup", "paired", "other/inference"]
     print(" | ".join(f"{h:>11}" for h in header))
     for name, row in report["ours"].items():
         cells = [
             name,
+            row["ran"],
             *row["stages_ms"].values(),
             f"{row['speedup_vs_rembg']}x",
+            f"{row['paired_speedup_vs_rembg']}x",
             f"{row['non_inference_share_of_inference']:.1%}",
         ]
         print(" | ".join(f"{c!s:>11}" for c in cells))

@@ -27,6 +27,7 @@ import onnxruntime as ort
 
 from base.assets import EVAL_PHOTOS, photo
 from base.cpu import cpu_info
+from base.providers import PROVIDERS
 from base.timing import STAGES, Clock, percentiles
 from benchmark.concurrency import callers, timed
 from benchmark.photos import SIZES, test_jpeg
@@ -103,6 +104,8 @@ def _gpu_name() -> str | None:
 
 #: Measured on GPU providers only: fp16 and batching pay off on a GPU, not on a CPU.
 GPU_MODELS = ("u2net-fp16", "u2net-dynamic")
+#: Providers whose precision=fast gets rows of its own (what ``python -m models tune`` chose there).
+CPU_RUNTIMES = ("cpu", "openvino")
 
 
 def _runnable_models(names: tuple[str, ...], engine: Engine, notes: list[str]) -> list[str]:
@@ -129,21 +132,43 @@ def _add_vs_rembg(rows: list[dict[str, Any]], baseline: list[dict[str, Any]]) ->
         row["vs_rembg"] = round(ref / row["stages_ms"]["total"]["p50"], 2) if ref else None
 
 
+def _gpu_models(providers: list[str], engine: Engine, notes: list[str]) -> list[str]:
+    """The GPU variants to time where a GPU provider runs, else none (and ``notes`` say so)."""
+    if any(PROVIDERS[p].gpu for p in providers):
+        return _runnable_models(GPU_MODELS, engine, notes)
+    notes.append("no GPU here: GPU rows come from a saved benchmark JSON (python -m benchmark cost --gpu-json)")
+    notes.append(f"{', '.join(GPU_MODELS)}: GPU variants, measured only where a GPU provider runs (none here)")
+    return []
+
+
+def _cells(plan: Plan, per_provider: dict[str, list[str]]) -> list[tuple[str, str, str, str, str]]:
+    """(provider, model, size, format, precision) of every timed row."""
+    cells = [
+        (p, m, s, f, "exact") for p, ms in per_provider.items() for m in ms for s in plan.sizes for f in plan.formats
+    ]
+    # precision=fast on each CPU runtime: a row where tune chose another build or precision there.
+    cells += [
+        (p, m, s, f, "fast")
+        for p, ms in per_provider.items()
+        if p in CPU_RUNTIMES
+        for m in ms
+        if MODELS[m].build is None
+        for s in plan.sizes
+        for f in plan.formats
+    ]
+    return cells
+
+
 def run(plan: Plan, engine: Engine, progress: Progress | None = None) -> dict[str, Any]:
     """Measure the plan; returns the JSON-ready report."""
     report_progress = progress or (lambda fraction, what: None)
     notes: list[str] = []
     providers = list(plan.providers) or [p.name for p in available_providers() if p.available]
     models = _runnable_models(plan.models, engine, notes)
-    gpu_models: list[str] = []
-    if not any(p != "cpu" for p in providers):
-        notes.append("no GPU here: GPU rows come from a saved benchmark JSON (python -m benchmark cost --gpu-json)")
-        notes.append(f"{', '.join(GPU_MODELS)}: GPU variants, measured only where a GPU provider runs (none here)")
-    else:
-        gpu_models = _runnable_models(GPU_MODELS, engine, notes)
+    gpu_models = _gpu_models(providers, engine, notes)
     images = {size: test_jpeg(size) for size in plan.sizes}
-    per_provider = {p: models + (gpu_models if p != "cpu" else []) for p in providers}
-    cells = [(p, m, s, f) for p in providers for m in per_provider[p] for s in plan.sizes for f in plan.formats]
+    per_provider = {p: models + (gpu_models if PROVIDERS[p].gpu else []) for p in providers}
+    cells = _cells(plan, per_provider)
     baseline_models = [m for m in models if m in ("u2net", "u2netp")] if plan.baseline else []
     steps = (
         len(cells)
@@ -160,22 +185,27 @@ def run(plan: Plan, engine: Engine, progress: Progress | None = None) -> dict[st
         report_progress(done / max(steps, 1), what)
 
     rows: list[dict[str, Any]] = []
-    for provider, model, size, fmt in cells:
-        opts = RemovalOptions(model=model, provider=provider, output_format=fmt)
+    for provider, model, size, fmt, word in cells:
+        opts = RemovalOptions(model=model, provider=provider, output_format=fmt, precision=word)
+        if word == "fast" and engine.choose(opts).note:
+            step(f"{provider} {model} {size} {fmt} fast: runs exact here")  # the exact row has it
+            continue
         try:
-            timings = [engine.remove(images[size], opts).timings for _ in range(plan.warmup + plan.runs)]
+            results = [engine.remove(images[size], opts) for _ in range(plan.warmup + plan.runs)]
         except RemovalError as exc:
             notes.append(f"{provider}/{model}: {exc.message}")
             step(f"{provider} {model} {size} {fmt}: skipped")
             continue
-        measured = timings[plan.warmup :]
+        measured = [r.timings for r in results[plan.warmup :]]
         rows.append(
             {
                 "provider": provider, "model": model, "size": size, "format": fmt,
+                "asked": word, "backend": results[-1].backend, "precision": results[-1].precision,
+                "weights": results[-1].model,
                 "stages_ms": {stage: percentiles([t[stage] for t in measured]) for stage in TIMED},
             }
         )  # fmt: skip
-        step(f"{provider} {model} {size} {fmt}")
+        step(f"{provider} {model} {size} {fmt} {word}")
 
     baseline: list[dict[str, Any]] = []
     for model in baseline_models:
@@ -237,7 +267,7 @@ def speed_and_quality(
     inference = {
         r["model"]: r["stages_ms"]["inference"]["p50"]
         for r in rows
-        if r["provider"] == provider and r["size"] == "1080p"
+        if r["provider"] == provider and r["size"] == "1080p" and r.get("asked", "exact") == "exact"
     }
     out: list[dict[str, Any]] = []
     for model in models:
@@ -342,14 +372,17 @@ def cold_start(model: str, provider: str, model_home: Path) -> dict[str, Any]:
 def table(report: dict[str, Any]) -> str:
     """The report as a plain-text table (terminal, README)."""
     lines = [
-        "| provider | model | size | format | decode | pre | inference | post | encode | total p50 | total p95 "
-        "| vs rembg |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| provider | model | precision | size | format | decode | pre | inference | post | encode | total p50 "
+        "| total p95 | vs rembg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["rows"]:
         s = r["stages_ms"]
+        ran = f"{r.get('asked', 'exact')}: {r.get('backend', r['provider'])} {r.get('precision', '')}".strip()
+        if r.get("weights", r["model"]) != r["model"]:
+            ran += f" ({r['weights']})"
         lines.append(
-            f"| {r['provider']} | {r['model']} | {r['size']} | {r['format']} | {s['decode']['p50']} | "
+            f"| {r['provider']} | {r['model']} | {ran} | {r['size']} | {r['format']} | {s['decode']['p50']} | "
             f"{s['preprocess']['p50']} | {s['inference']['p50']} | {s['postprocess']['p50']} | {s['encode']['p50']} | "
             f"{s['total']['p50']} | {s['total']['p95']} | {r['vs_rembg'] or '-'}x |"
         )

@@ -11,8 +11,10 @@ from typing import Any
 from base.errors import RemovalError
 from base.providers import PROVIDERS
 from base.settings import Settings
+from core.precision import choice_for
+from core.precision import describe as describe_choice
 from core.providers import resolve
-from models import measured
+from models import measured, tuned
 from models.fetch import BUILD_COMMAND, FETCH_COMMAND, status
 from models.registry import MODELS
 
@@ -41,6 +43,39 @@ def fast_model(settings: Settings, provider: str) -> str:
     return FAST
 
 
+def precision_facts(settings: Settings, model: str, provider: str = "auto") -> dict[str, Any]:
+    """What ``precision=exact`` and ``precision=fast`` run for ``model`` here, and what tune measured of it."""
+    rows = tuned.candidates(settings.model_home, model)
+    out: dict[str, Any] = {"tuned": bool(rows)}
+    for word in ("exact", "fast"):
+        try:
+            choice = choice_for(settings.model_home, model, provider, word)
+        except RemovalError as exc:
+            out[word] = {"error": exc.message}
+            continue
+        where = "cpu" if choice.provider == "auto" else choice.provider
+        row = next(
+            (
+                r
+                for r in rows
+                if (r.get("provider"), r.get("precision"), r.get("weights"))
+                == (where, choice.precision, choice.weights)
+            ),
+            {},
+        )
+        out[word] = {
+            "runs": describe_choice(choice),
+            "weights": choice.weights,
+            "provider": choice.provider,
+            "precision": choice.precision,
+            "inference_ms": row.get("inference_ms"),
+            "speedup": row.get("speedup"),
+            "mean_mae": row.get("mean_mae"),
+            "note": choice.note,
+        }
+    return out
+
+
 def model_facts(settings: Settings, provider: str = "auto") -> list[dict[str, Any]]:
     """Every registry model: present and verified here, offered on ``provider``, its figures, and
     the command that fetches or builds it."""
@@ -62,6 +97,7 @@ def model_facts(settings: Settings, provider: str = "auto") -> list[dict[str, An
                 "measured": figures,
                 "summary": measured.describe(figures),
                 "get": None if st.verified else command,
+                "precision": precision_facts(settings, spec.name, provider) if spec.build is None else None,
             }
         )
     return out

@@ -24,7 +24,7 @@ from typing import Any
 from base.edges import QUOTE_CHARS as QUOTE_CHARS  # re-exported: the WebUI cuts its messages to it
 from base.edges import quote
 from base.errors import InvalidOption
-from base.providers import PROVIDER_CHOICES
+from base.providers import PRECISION_CHOICES, PROVIDER_CHOICES
 from base.settings import SettingsError
 from core.formats import FORMAT_NAMES, FORMATS
 from models.registry import MODELS, get_spec
@@ -78,7 +78,7 @@ def _option(
 class RemovalOptions:
     """Options of one background removal; every field has a sensible default.
 
-    ``model``/``provider`` of ``None`` mean the service defaults (settings).
+    ``model``/``provider``/``precision`` of ``None`` mean the service defaults (settings).
     ``quality`` of ``None`` means lossless WebP and JPEG quality 90; a number
     means lossy WebP/JPEG at that quality (ignored for PNG).
     ``background_image`` and ``mask_edit`` may be anything ``remove_background``
@@ -141,6 +141,13 @@ class RemovalOptions:
         20, "Drop shadow: softness (Gaussian radius), thousandths of the shorter side.", low=0, high=200
     )
     shadow_opacity: int = _option(50, "Drop shadow: opacity, percent.", low=0, high=100)
+    precision: str | None = _option(
+        None,
+        "exact: masks equal rembg's, on the runtime measured fastest at that here; fast: the fastest build of the "
+        "model that passed the quality gate here (python -m models tune), else exact, and the answer says so; "
+        "empty: the server's default.",
+        choices=PRECISION_CHOICES,
+    )
 
     @property
     def color(self) -> tuple[int, int, int, int] | None:
@@ -164,6 +171,8 @@ class RemovalOptions:
 
     def validated(self) -> RemovalOptions:
         """A normalised copy (``jpg`` -> ``jpeg``, RGB -> RGBA colour) or ``InvalidOption``."""
+        if self.precision is not None and self.precision not in PRECISION_CHOICES:
+            raise InvalidOption("precision", f"choose one of {', '.join(PRECISION_CHOICES)}")
         fmt = FORMAT_NAMES.get(str(self.output_format).lower())
         if fmt is None:
             raise InvalidOption("output_format", f"choose one of {', '.join(FORMATS)}")

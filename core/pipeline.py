@@ -27,6 +27,7 @@ from core.decode import Limits, decode
 from core.families import family_of
 from core.formats import FORMATS
 from core.options import RemovalOptions
+from core.precision import Choice, choice_for, choose
 from core.providers import provider_info
 from core.sessions import ModelSession, SessionCache
 from core.telemetry import RequestLog
@@ -52,6 +53,14 @@ class RemovalResult:
     box: tuple[int, int, int, int] | None = None
     #: The decoded input's (width, height), before any crop.
     input_size: tuple[int, int] | None = None
+    #: The precision the network computed at (fp32, bf16, int8, tf32, fp16) and the runtime
+    #: with its provider (``onnxruntime-cpu``, ``openvino-cpu``, ``onnxruntime-cuda``...).
+    precision: str = "fp32"
+    backend: str = ""
+    #: What the request asked for (exact or fast), what it ran as, and why they differ ("" when not).
+    precision_requested: str = "exact"
+    precision_ran: str = "exact"
+    precision_note: str = ""
 
     @property
     def format(self) -> str:
@@ -68,6 +77,11 @@ class RemovalResult:
             "bytes": len(self.data),
             "timings_ms": {k: round(v, 1) for k, v in self.timings.items()},
             "batch": self.batch,
+            "backend": self.backend,
+            "precision": self.precision,
+            "precision_requested": self.precision_requested,
+            "precision_ran": self.precision_ran,
+            "precision_note": self.precision_note,
         }
 
 
@@ -103,13 +117,13 @@ class Engine:
 
     def remove(self, image: Any, options: RemovalOptions | None = None) -> RemovalResult:
         opts = (options or RemovalOptions()).validated()
-        session = self._session(opts)
+        session, choice = self._session(opts)
         im, tensor, clock = self._prepare(image, session, opts)
         extra = self._option_images(opts)
         clock.lap("decode")
         [(prediction, shared)] = session.infer([tensor])
         clock.lap("inference")
-        result = self._finish(im, prediction, opts, extra, session, clock)
+        result = self._finish(im, prediction, opts, extra, session, clock, choice)
         result.batch = shared
         return result
 
@@ -124,7 +138,7 @@ class Engine:
         one-by-one runs. Option, model and provider errors raise.
         """
         opts = (options or RemovalOptions()).validated()
-        session = self._session(opts)
+        session, choice = self._session(opts)
         extra = self._option_images(opts)
         out: list[RemovalResult | RemovalError] = []
         ready: list[tuple[int, Image.Image, np.ndarray, Clock]] = []
@@ -142,16 +156,17 @@ class Engine:
         for (index, im, _, clock), (prediction, shared) in zip(ready, outputs, strict=True):
             clock.restart_lap()
             clock.timings["inference"] = share
-            result = self._finish(im, prediction, opts, extra, session, clock)
+            result = self._finish(im, prediction, opts, extra, session, clock, choice)
             result.batch = shared
             out[index] = result
         return out
 
     def warm(self) -> None:
-        """Load the default model on the default provider now (at start-up, in the background),
-        so that a model or provider that cannot load shows in ``health`` before any request."""
+        """Load the default model on the default provider at the default precision now (at start-up,
+        in the background), so that a model or provider that cannot load shows in ``health`` before
+        any request."""
         try:
-            self.sessions.get(self.settings.default_model, self.settings.default_provider)
+            self._session(RemovalOptions())
         except RemovalError as exc:
             log.warning("the default model cannot load: %s", exc.message)
 
@@ -177,10 +192,37 @@ class Engine:
             reasons.append(f"the default model {model} cannot load on {p}: {exc.message}")
         return reasons
 
-    def _session(self, opts: RemovalOptions) -> ModelSession:
-        # Resolved before any decoding: a bad model or provider fails first.
+    def load(self, options: RemovalOptions | None = None) -> ModelSession:
+        """The session a request with ``options`` runs on, loaded now (model, provider and precision as chosen)."""
+        return self._session((options or RemovalOptions()).validated())[0]
+
+    def choose(self, opts: RemovalOptions) -> Choice:
+        """What runs a request with ``opts``: weights, provider and precision (``core.precision``)."""
         model = opts.model or self.settings.default_model
-        return self.sessions.get(model, opts.provider or self.settings.default_provider)
+        provider = opts.provider or self.settings.default_provider
+        word = opts.precision or self.settings.default_precision
+        if model not in MODELS:  # a model registered beside the registry was never tuned
+            return choose(model, provider, word, [])
+        return choice_for(self.settings.model_home, model, provider, word)
+
+    def _session(self, opts: RemovalOptions) -> tuple[ModelSession, Choice]:
+        # Resolved before any decoding: a bad model, provider or precision fails first.
+        choice = self.choose(opts)
+        try:
+            return self.sessions.get(choice.weights, choice.provider, choice.precision), choice
+        except RemovalError as exc:
+            fallback = choose(choice.model, opts.provider or self.settings.default_provider, "exact", [])
+            if (choice.weights, choice.provider, choice.precision) == (
+                fallback.weights,
+                fallback.provider,
+                fallback.precision,
+            ):
+                raise
+            # The measured choice cannot load now (its weights gone, a runtime broken): rembg's runtime serves.
+            log.warning("%s %s cannot load, running onnxruntime fp32: %s", choice.weights, choice.precision, exc)
+            note = f"{choice.requested} runs onnxruntime fp32: {choice.weights} on {choice.provider} did not load"
+            session = self.sessions.get(fallback.weights, fallback.provider, fallback.precision)
+            return session, Choice(choice.requested, choice.model, fallback.weights, fallback.provider, "fp32", note)
 
     def _option_images(self, opts: RemovalOptions) -> _OptionImages:
         """Decode the options' images with the input's own decoder and limits."""
@@ -214,6 +256,7 @@ class Engine:
         extra: _OptionImages,
         session: ModelSession,
         clock: Clock,
+        choice: Choice | None = None,
     ) -> RemovalResult:
         """Mask, compose, encode and record one image whose prediction is ready."""
         spec = session.spec
@@ -240,6 +283,11 @@ class Engine:
             source=composed.source,
             box=composed.box,
             input_size=im.size,
+            precision=session.precision,
+            backend=session.backend,
+            precision_requested=choice.requested if choice else "exact",
+            precision_ran=choice.ran if choice else "exact",
+            precision_note=choice.note if choice else "",
         )
 
     def _matte(self, im: Image.Image, mask: Image.Image, opts: RemovalOptions) -> Image.Image | None:

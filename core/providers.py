@@ -1,9 +1,9 @@
 """Execution providers by name: which can load here, why not, and the options each gets.
 
 Names are ours (``cpu``, ``cuda``, ``tensorrt``, ``openvino``, ``auto``; the facts are
-in ``base.providers``). An accelerator that cannot load is reported with
-onnxruntime's (or the dynamic loader's) reason and never silently replaced by the
-CPU: that silent fallback is rembg's most reported GPU complaint.
+in ``base.providers``; ``openvino`` is the OpenVINO runtime, ``core.openvino``). An
+accelerator that cannot load is reported with onnxruntime's (or the dynamic loader's)
+reason and never silently replaced by the CPU: that silent fallback is rembg's most reported GPU complaint.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import importlib.util
 import io
 import logging
 import os
@@ -87,6 +88,8 @@ def provider_info(name: str) -> ProviderInfo:
     facts = PROVIDERS.get(name)
     if facts is None:
         raise InvalidOption("provider", f"unknown provider; choose one of {', '.join(PROVIDER_CHOICES)}")
+    if facts.runtime == "openvino":
+        return _openvino_info()
     if facts.ort_name not in ort.get_available_providers():
         return ProviderInfo(
             name, False, f"not in this onnxruntime build (install {facts.package} instead of onnxruntime)"
@@ -97,6 +100,20 @@ def provider_info(name: str) -> ProviderInfo:
     if error:
         return ProviderInfo(name, False, f"onnxruntime cannot load it: {error}")
     return ProviderInfo(name, True, "available")
+
+
+def _openvino_info() -> ProviderInfo:
+    if importlib.util.find_spec("openvino") is None:
+        return ProviderInfo("openvino", False, "the openvino package is not installed (see requirements.txt)")
+    try:
+        import openvino
+
+        devices = openvino.Core().available_devices
+    except (RuntimeError, OSError, ImportError) as exc:  # a broken install: a missing plugin library
+        return ProviderInfo("openvino", False, f"OpenVINO cannot start: {exc}")
+    if "CPU" not in devices:
+        return ProviderInfo("openvino", False, f"OpenVINO has no CPU device here (devices: {', '.join(devices)})")
+    return ProviderInfo("openvino", True, f"available (OpenVINO {openvino.__version__.split('-')[0]}, CPU)")
 
 
 def available_providers() -> list[ProviderInfo]:
@@ -127,6 +144,8 @@ def ort_providers(
     run there; whether the accelerator itself loaded is checked after creation.
     """
     cpu = PROVIDERS["cpu"].ort_name
+    if PROVIDERS[name].runtime != "onnxruntime":
+        raise ProviderUnavailable(f"provider {name!r} is not an onnxruntime provider")
     if name == "cpu":
         return [cpu]
     options = provider_options(name, cache_dir, device_id, precision=precision, memory_mb=memory_mb)
@@ -163,6 +182,4 @@ def provider_options(
             # Building a TensorRT engine takes minutes; the cache makes it once per machine.
             options |= {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir)}
         return options
-    if name == "openvino":
-        return {"device_type": "CPU"}
     return {}

@@ -1,4 +1,8 @@
-"""One onnxruntime session per (model, provider): created lazily, once, behind a lock.
+"""One session per (model, provider, precision): created lazily, once, behind a lock.
+
+A session runs on onnxruntime (``cpu``, ``cuda``, ``tensorrt``) or on OpenVINO
+(``openvino``, ``core.openvino``), at a precision (``base.providers.PRECISIONS``); which
+one serves a request is ``core.precision``'s choice.
 
 The cache is shared by every request. Inference on one session is bounded by a
 semaphore (``Settings.inference_concurrency``, 1 by default): one inference already
@@ -32,6 +36,7 @@ from base.timing import Clock
 from core import providers
 from core.batcher import Batcher
 from core.graphs import Graphs
+from core.openvino import OpenVinoSession
 from models.fetch import ensure_model
 from models.registry import MODELS, ModelSpec, get_spec
 
@@ -90,11 +95,11 @@ def session_bytes(path: Path, grew: int | None = None) -> int:
 
 @dataclass
 class ModelSession:
-    """A loaded model on one provider, plus what is needed to feed it."""
+    """A loaded model on one provider at one precision, plus what is needed to feed it."""
 
     spec: ModelSpec
     provider: str  # our name of the provider that really runs (read back from the session)
-    session: ort.InferenceSession
+    session: ort.InferenceSession | OpenVinoSession
     load_ms: float
     _gate: threading.Semaphore = field(repr=False)
     device_id: int = 0  # which GPU, for IO binding on an accelerator
@@ -106,6 +111,19 @@ class ModelSession:
     gpu_memory_mb: dict[int, float] = field(default_factory=dict)
     #: What the session is counted for in the cache's memory budget (``session_bytes``).
     memory_bytes: int = 0
+    #: The precision it computes at (``base.providers.PRECISIONS``): fp32, bf16, int8 (the
+    #: weights are a QDQ build), tf32 (CUDA) or fp16 (TensorRT).
+    precision: str = "fp32"
+
+    @property
+    def runtime(self) -> str:
+        """onnxruntime or openvino."""
+        return PROVIDERS[self.provider].runtime
+
+    @property
+    def backend(self) -> str:
+        """Runtime and provider in one word, as the ``X-Backend`` header says it: ``onnxruntime-cpu``."""
+        return f"{self.runtime}-{PROVIDERS[self.provider].device if self.runtime == 'openvino' else self.provider}"
 
     @property
     def input_name(self) -> str:
@@ -131,6 +149,8 @@ class ModelSession:
         where they were computed, which on a GPU saves six device-to-host copies.
         """
         with self._gate:
+            if isinstance(self.session, OpenVinoSession):
+                return np.asarray(self.session.run([self.output_name], {self.input_name: batch})[0])
             if self.provider == "cpu":
                 # A run larger than the shared arena keeps would otherwise stay resident for good.
                 options = _shrink_after() if batch.nbytes > ARENA_KEEPS_INPUT_BYTES else None
@@ -158,6 +178,8 @@ class ModelSession:
         out: dict[str, object] = {
             "model": self.spec.name,
             "provider": self.provider,
+            "runtime": self.runtime,
+            "precision": self.precision,
             "load_ms": round(self.load_ms, 1),
             "memory_mib": round(self.memory_bytes / 2**20),
             "processing": "graph" if self.graphs else "exact",
@@ -196,14 +218,18 @@ def session_options(settings: Settings) -> ort.SessionOptions:
 
 
 def uses_graphs(settings: Settings, spec: ModelSpec, provider: str) -> bool:
-    """Whether pre/post-processing runs as graphs on ``provider`` for ``spec``."""
+    """Whether pre/post-processing runs as graphs on ``provider`` for ``spec`` (onnxruntime graphs:
+    on OpenVINO, Pillow prepares the input as everywhere else on the CPU)."""
     wanted = settings.processing == "graph" or (settings.processing == "auto" and PROVIDERS[provider].gpu)
-    return wanted and spec.family == "u2net"
+    return wanted and spec.family == "u2net" and PROVIDERS[provider].runtime == "onnxruntime"
 
 
 def uses_batching(settings: Settings, provider: str) -> bool:
     """Batching pays on a GPU; on a CPU one image already fills every core (measured:
-    ``python -m benchmark gpu`` on a CPU compares it), so ``auto`` leaves it off there."""
+    ``python -m benchmark gpu`` on a CPU compares it), so ``auto`` leaves it off there, and
+    OpenVINO sessions are compiled for one image."""
+    if PROVIDERS[provider].runtime != "onnxruntime":
+        return False
     return settings.batching == "on" or (settings.batching == "auto" and PROVIDERS[provider].gpu)
 
 
@@ -224,13 +250,68 @@ def _with_batch_dimension(path: Path) -> bytes:
     return data
 
 
-def create_session(spec: ModelSpec, path: Path, provider: str, settings: Settings) -> ModelSession:
-    """Create a session on exactly ``provider``, or raise ``ProviderUnavailable``.
+def precision_on(provider: str, precision: str) -> str:
+    """The precision a session on ``provider`` really computes at, asked for ``precision``.
+
+    TensorRT always builds fp16 engines (``core.providers.provider_options``); CUDA runs
+    fp32 or tf32; the CPU runtimes run what they are asked.
+    """
+    if provider == "tensorrt":
+        return "fp16"
+    if provider == "cuda":
+        return "tf32" if precision == "tf32" else "fp32"
+    if precision not in ("fp32", "bf16", "int8"):
+        raise InvalidOption("precision", f"{provider} runs fp32, bf16 or int8, not {precision}")
+    if provider == "cpu" and precision == "bf16":
+        raise InvalidOption("precision", "bf16 runs on OpenVINO (provider openvino), not on onnxruntime's CPU")
+    return precision
+
+
+def create_openvino_session(
+    spec: ModelSpec, path: Path, provider: str, settings: Settings, precision: str
+) -> ModelSession:
+    """A session of ``spec`` on OpenVINO's CPU plugin at ``precision``, or ``ProviderUnavailable``."""
+    clock = Clock()
+    before = rss_bytes()
+    info = providers.provider_info(provider)
+    if not info.available:
+        raise ProviderUnavailable(f"provider {provider!r} is unavailable: {info.reason}")
+    try:
+        session = OpenVinoSession(
+            path, precision, settings.threads or physical_cores(), requests=settings.inference_concurrency
+        )
+    except Exception as exc:  # OpenVINO raises bare RuntimeError subclasses
+        raise ProviderUnavailable(f"provider {provider!r} failed to start {spec.name} at {precision}: {exc}") from exc
+    after = rss_bytes()
+    grew = after - before if after is not None and before is not None else None
+    model = ModelSession(
+        spec=spec,
+        provider=provider,
+        session=session,
+        load_ms=0.0,
+        _gate=threading.Semaphore(settings.inference_concurrency),
+        memory_bytes=session_bytes(path, grew),
+        precision=precision,
+    )
+    # OpenVINO finishes preparing its kernels on the first inference: pay it at load, not in a request.
+    model.run(np.zeros((1, 3, spec.input_size, spec.input_size), np.float32))
+    model.load_ms = clock.elapsed_ms()
+    log.info("loaded %s on %s (%s) in %.0f ms", spec.name, provider, precision, model.load_ms)
+    return model
+
+
+def create_session(
+    spec: ModelSpec, path: Path, provider: str, settings: Settings, precision: str = "fp32"
+) -> ModelSession:
+    """Create a session on exactly ``provider`` at ``precision``, or raise ``ProviderUnavailable``.
 
     With batching, the network is loaded with a symbolic batch dimension, every batch
     size up to ``max_batch`` is run once (so that no request pays the first call of a
     size) and the largest that fits ``gpu_memory_mb`` is kept.
     """
+    precision = precision_on(provider, precision)
+    if PROVIDERS[provider].runtime == "openvino":
+        return create_openvino_session(spec, path, provider, settings, precision)
     clock = Clock()
     before = rss_bytes()
     batching = uses_batching(settings, provider)
@@ -238,7 +319,7 @@ def create_session(spec: ModelSpec, path: Path, provider: str, settings: Setting
         provider,
         cache_dir=settings.model_home / "trt-cache",
         device_id=settings.gpu_device,
-        precision=settings.gpu_precision,
+        precision=precision,
         memory_mb=settings.gpu_memory_mb,
     )
 
@@ -266,6 +347,7 @@ def create_session(spec: ModelSpec, path: Path, provider: str, settings: Setting
         _gate=threading.Semaphore(settings.inference_concurrency),
         device_id=settings.gpu_device,
         memory_bytes=session_bytes(path, grew),
+        precision=precision,
     )
     if uses_graphs(settings, spec, provider):
         model.graphs = Graphs(spec.input_size, spec.mean, spec.std, load, model.device, settings.gpu_device)
@@ -319,13 +401,13 @@ def gpu_memory_mb() -> float | None:
 
 
 class SessionCache:
-    """Lazily created, shared sessions keyed by (model, provider), within a memory budget."""
+    """Lazily created, shared sessions keyed by (model, provider, precision), within a memory budget."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._sessions: dict[tuple[str, str], ModelSession] = {}
-        self._used: dict[tuple[str, str], float] = {}  # key -> when it was last handed out
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._sessions: dict[tuple[str, str, str], ModelSession] = {}
+        self._used: dict[tuple[str, str, str], float] = {}  # key -> when it was last handed out
+        self._locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._guard = threading.Lock()
         #: Models outside the registry, by name: their spec and weights file.
         self._local: dict[str, tuple[ModelSpec, Path]] = {}
@@ -342,14 +424,18 @@ class SessionCache:
             raise InvalidOption("model", f"{spec.name} is a registry model")
         self._local[spec.name] = (spec, path)
 
-    def get(self, model: str, provider: str) -> ModelSession:
-        """The session for ``model`` on ``provider`` (``auto`` = best that loads)."""
+    def get(self, model: str, provider: str, precision: str = "fp32") -> ModelSession:
+        """The session for ``model`` on ``provider`` (``auto`` = best that loads) at ``precision``
+        (on a GPU: fp32, or tf32 where ``--gpu-precision tf32`` asks for it on CUDA)."""
         spec = self._local[model][0] if model in self._local else get_spec(model)
         candidates = providers.resolve(provider)
         last: ProviderUnavailable | None = None
         for name in candidates:
+            wanted = "tf32" if name == "cuda" and self.settings.gpu_precision == "tf32" else precision
+            if wanted == "tf32" and name != "cuda":  # fast on a GPU, where auto ended up on the CPU
+                wanted = "fp32"
             try:
-                return self._get_exact(spec, name)
+                return self._get_exact(spec, name, precision_on(name, wanted))
             except ProviderUnavailable as exc:
                 if provider != "auto":
                     raise
@@ -357,8 +443,8 @@ class SessionCache:
                 last = exc
         raise last or ProviderUnavailable("no execution provider is available")
 
-    def _get_exact(self, spec: ModelSpec, provider: str) -> ModelSession:
-        key = (spec.name, provider)
+    def _get_exact(self, spec: ModelSpec, provider: str, precision: str) -> ModelSession:
+        key = (spec.name, provider, precision)
         cached = self._sessions.get(key)
         if cached is not None:
             self._used[key] = time.monotonic()
@@ -374,17 +460,17 @@ class SessionCache:
                     else:
                         path = ensure_model(spec, self.settings.model_home, fetch_missing=self.settings.fetch_missing)
                     self._make_room(session_bytes(path), key)
-                    cached = create_session(spec, path, provider, self.settings)
+                    cached = create_session(spec, path, provider, self.settings, precision)
                 except RemovalError as exc:
-                    self.failures[key] = exc
+                    self.failures[key[:2]] = exc
                     raise
-                self.failures.pop(key, None)
+                self.failures.pop(key[:2], None)
                 with self._guard:
                     self._sessions[key] = cached
             self._used[key] = time.monotonic()
             return cached
 
-    def _make_room(self, needed: int, key: tuple[str, str]) -> None:
+    def _make_room(self, needed: int, key: tuple[str, str, str]) -> None:
         """Unload the least recently used sessions until ``needed`` more bytes fit the budget.
 
         A request still running on an unloaded session keeps it alive until it finishes
@@ -418,9 +504,9 @@ class SessionCache:
             )
 
     def keys(self) -> list[tuple[str, str]]:
-        """(model, provider) of every loaded session; the provider as asked for."""
+        """(model, provider) of every loaded session (once, whatever its precisions)."""
         with self._guard:
-            return list(self._sessions)
+            return list(dict.fromkeys(key[:2] for key in self._sessions))
 
     def loaded(self) -> list[dict[str, object]]:
         """What is loaded now (for the health endpoint)."""

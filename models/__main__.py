@@ -3,6 +3,7 @@
     python -m models fetch [NAME ...] [--force] [--quiet]
     python -m models list [--json]
     python -m models build [NAME ...] [--force] [--no-gate] [--no-speed-gate]
+    python -m models tune [NAME ...] [--runs N] [--quiet]
 
 The weights folder is the service's ``model_home`` setting (``$U2NET_HOME``,
 default ``~/.u2net``), read through ``base.settings`` like everything else.
@@ -10,10 +11,13 @@ Exit codes: 0 success, 1 a model could not be fetched, 2 bad usage (unknown
 model, bad setting). Each subcommand is one ``_cmd_*`` function registered in
 ``build_parser``. ``build`` makes the entries whose source is a ``Build`` recipe
 (``u2net-int8``...) with the ``variants`` tool; ``fetch`` of such an entry builds it
-too. This is an entry point, like ``app.py``: it may use every layer. The build
-tool stands on the engine (onnxruntime, Pillow) and is imported only to build, so
-that fetching needs nothing but ``base`` and ``models`` (the Docker images fetch
-the weights in a layer of their own, before the rest of the code is copied).
+too. ``tune`` measures every runtime and precision of each installed model (onnxruntime
+and OpenVINO; fp32, bf16, int8), gates them and records what ``precision=exact`` and
+``precision=fast`` run here (``models.tuned``). This is an entry point, like
+``app.py``: it may use every layer. The build tool stands on the engine (onnxruntime,
+Pillow) and is imported only to build and tune, so that fetching needs nothing but
+``base`` and ``models`` (the Docker images fetch the weights in a layer of their own,
+before the rest of the code is copied).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from urllib.parse import urlsplit
 from base.errors import ModelNotAvailable
 from base.settings import SettingsError, load_settings
 from models import fetch as fetching
-from models import measured
+from models import measured, tuned
 from models.registry import DEFAULT_FETCH, MODELS, ModelSpec, PyPIWheel, Source, Url
 
 PROG = "python -m models"
@@ -113,6 +117,44 @@ def _build_one(spec: ModelSpec, home: Path, args: argparse.Namespace, gate: bool
     return True
 
 
+def _cmd_tune(args: argparse.Namespace, home: Path) -> int:
+    from dataclasses import replace
+
+    from variants.tune import tunable, tune
+
+    specs = _resolve(args.names) if args.names else tunable(home)
+    if specs is None:
+        return 2
+    not_tunable = [s.name for s in specs if s.build is not None]
+    if not_tunable:
+        _error(f"{', '.join(not_tunable)} are builds, tuned as candidates of their base model")
+        return 2
+    if not specs:
+        _error(f"no model is installed in {home}: `{PROG} fetch` first")
+        return 1
+    settings = replace(load_settings([]), model_home=home)
+    print(f"Measuring every runtime and precision of {', '.join(s.name for s in specs)} on this CPU ...")
+    try:
+        tune(settings, [s.name for s in specs], runs=args.runs, progress=not args.quiet, say=print)
+    except ModelNotAvailable as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    print(f"recorded in {tuned.path(home)}")
+    return 0
+
+
+def _choices(home: Path, name: str) -> dict[str, Any] | None:
+    """What exact and fast run for ``name`` here, from the tune record; None when it was not tuned."""
+    from dataclasses import replace
+
+    from core.catalog import precision_facts
+
+    if not tuned.candidates(home, name):
+        return None
+    facts = precision_facts(replace(load_settings([]), model_home=home), name)
+    return {word: facts[word] for word in ("exact", "fast")}
+
+
 def _short(source: Source) -> str:
     if isinstance(source, PyPIWheel):
         return f"pypi:{source.package}=={source.version}"
@@ -142,6 +184,7 @@ def _cmd_list(args: argparse.Namespace, home: Path) -> int:
                 "sources": [source.describe() for source in spec.sources],
                 "description": spec.description,
                 "measured": measured.read(home).get("cpu", {}).get(spec.name),
+                "precision": _choices(home, spec.name),
             }
         )
     if args.json:
@@ -164,6 +207,17 @@ def _cmd_list(args: argparse.Namespace, home: Path) -> int:
     for line in table:
         cells = [cell.ljust(width) for cell, width in zip(line[:-1], widths, strict=True)]
         print("  ".join([*cells, line[-1]]))
+    tuned_rows = [row for row in rows if row["precision"]]
+    if tuned_rows:
+        print(f"precision here ({tuned.TUNE_COMMAND}, {tuned.read(home).get('measured_at', '?')}):")
+    for row in tuned_rows:
+        for word, c in row["precision"].items():
+            speed = f", {c['speedup']:.2f}x onnxruntime fp32" if c.get("speedup") else ""
+            mae = f", alpha MAE {c['mean_mae']:.2f}" if c.get("mean_mae") else ""
+            note = f" ({c['note']})" if c.get("note") else ""
+            print(f"  {row['name']} {word}: {c.get('runs', c.get('error'))}{speed}{mae}{note}")
+    if not tuned_rows:
+        print(f"precision: not tuned here; `{tuned.TUNE_COMMAND}` measures what exact and fast run")
     return 0
 
 
@@ -217,6 +271,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build_cmd.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     build_cmd.set_defaults(handler=_cmd_build)
+
+    tune_cmd = commands.add_parser(
+        "tune",
+        help="measure every runtime and precision of the installed models; record what exact and fast run",
+        description="Measure onnxruntime fp32/int8 and OpenVINO f32/bf16/int8 of each installed model against "
+        "onnxruntime fp32 on the evaluation photos, gate them, print the table and record it "
+        f"({tuned.FILENAME} in the weights folder), where the server reads it.",
+    )
+    tune_cmd.add_argument("names", nargs="*", metavar="NAME", help="models to tune (default: every installed one)")
+    tune_cmd.add_argument("--runs", type=int, default=5, help="timed runs per candidate, alternated (default 5)")
+    tune_cmd.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    tune_cmd.set_defaults(handler=_cmd_tune)
 
     list_cmd = commands.add_parser("list", help="show each model and whether it is present and verified")
     list_cmd.add_argument("--json", action="store_true", help="machine-readable output")

@@ -216,6 +216,21 @@ def test_provider_cpu(http: httpx.Client) -> None:
     assert response.headers["X-Provider"] == "cpu"
 
 
+def test_precision_headers_name_what_ran(http: httpx.Client, engine: Engine) -> None:
+    exact = remove(http, model="u2netp", precision="exact")
+    assert exact.status_code == 200, exact.text
+    assert (exact.headers["X-Precision"], exact.headers["X-Precision-Ran"]) == ("fp32", "exact")
+    assert exact.headers["X-Backend"] in ("onnxruntime-cpu", "openvino-cpu")
+    fast = remove(http, model="u2netp", precision="fast")
+    assert fast.status_code == 200, fast.text
+    # What the server's engine chooses from this machine's tune record (or its absence).
+    choice = engine.choose(RemovalOptions(model="u2netp", precision="fast"))
+    assert fast.headers["X-Precision"] == choice.precision
+    assert fast.headers["X-Precision-Ran"] == choice.ran
+    assert fast.headers.get("X-Precision-Note", "") == choice.note
+    assert "precision" in assert_error(remove(http, model="u2netp", precision="bf16"), 400, "invalid_option")
+
+
 def test_crop_to_subject(http: httpx.Client, engine: Engine) -> None:
     response = remove(http, model="u2netp", crop="true")
     assert response.status_code == 200, response.text
@@ -406,6 +421,9 @@ def test_healthz(http: httpx.Client) -> None:
     models = {m["name"]: m for m in health["models"]}
     assert models["u2netp"]["ready"] is True and models["u2netp"]["get"] is None
     assert set(models) >= {"u2net", "u2netp", "u2net-int8"} and all("summary" in m for m in models.values())
+    precision = models["u2netp"]["precision"]
+    assert {"tuned", "exact", "fast"} <= set(precision) and precision["exact"]["precision"] == "fp32"
+    assert models["u2net-int8"]["precision"] is None  # a build: a candidate of u2net, not a model of its own
     settings = health["settings"]
     assert settings["auth"] is None
     assert settings["default_model"] == "u2net"

@@ -30,20 +30,22 @@ MIN_IOU = 0.999
 PHOTO = "car-1.jpg"
 PHOTO_SIZE = (480, 360)
 STAGES = {"decode", "preprocess", "inference", "postprocess", "encode", "total"}
-REPORT_KEYS = {"model", "provider", "width", "height", "format", "bytes", "timings_ms", "batch"}
+REPORT_KEYS = {"model", "provider", "width", "height", "format", "bytes", "timings_ms", "batch", "backend", "precision"}
+REPORT_KEYS |= {"precision_requested", "precision_ran", "precision_note"}
 REMOVE_PARAMETERS = [
     "image", "model", "provider", "output_format", "quality", "only_mask", "bgcolor", "background_image",
     "crop", "crop_margin", "alpha_matting", "alpha_matting_foreground_threshold",
     "alpha_matting_background_threshold", "alpha_matting_erode_size", "post_process_mask",
     # appended after the first release: existing positional callers keep working
     "mask_edit", "blur_background", "shadow", "shadow_offset_x", "shadow_offset_y", "shadow_blur", "shadow_opacity",
+    "precision",
 ]  # fmt: skip
 BATCH_PARAMETERS = ["files", "model", "provider", "output_format"]
 BATCHED_PARAMETERS = ["image", "model", "provider", "output_format"]
 NOT_AN_IMAGE = ROOT / "README.md"
 #: A raw call's data: no image, then every option's value in order.
 RAW_DATA = [None, "u2netp", "cpu", "png", 0, False, "", None, False, 0, False, 240, 10, 10, False, None, 0, False]
-RAW_DATA += [15, 15, 20, 50]
+RAW_DATA += [15, 15, 20, 50, ""]
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +128,18 @@ def test_model_u2netp(client: Client, library_u2netp: np.ndarray) -> None:
     path, report = remove(client, model="u2netp")
     assert report["model"] == "u2netp" and report["provider"] == "cpu"
     assert_parity(alpha_of(opened(path)), library_u2netp)
+
+
+def test_precision_option(client: Client, engine: Engine) -> None:
+    _, report = remove(client, model="u2netp", precision="fast")
+    choice = engine.choose(RemovalOptions(model="u2netp", precision="fast"))  # from this machine's tune record
+    assert (report["precision"], report["precision_ran"], report["precision_note"]) == (
+        choice.precision,
+        choice.ran,
+        choice.note,
+    )
+    _, exact = remove(client, model="u2netp", precision="exact")
+    assert (exact["precision"], exact["precision_ran"]) == ("fp32", "exact")
 
 
 def test_webp_with_quality(client: Client) -> None:

@@ -114,9 +114,10 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState]:
     to direct REST calls (``api_open=False``), so every Gradio call goes through it.
     """
     import gradio as gr
+    from fastapi.exceptions import RequestValidationError
     from starlette.middleware import Middleware
 
-    from api.guard import Guard, guard_state, internal_events
+    from api.guard import Guard, guard_state, internal_events, validation_failed
     from api.rest import create_router
     from core.imaging import ALPHA_MATTING_WARMUP
     from ui import build_ui, page
@@ -152,7 +153,11 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState]:
         "i18n": page.I18N,
         "quiet": True,  # Gradio's start-up lines name launch()'s arguments; serve() logs this app's own
         "show_error": True,  # gr.Error messages only: handlers never let other exceptions through
-        "app_kwargs": {"routes": router.routes, "middleware": [Middleware(Guard, state=guard)]},
+        "app_kwargs": {
+            "routes": router.routes,
+            "middleware": [Middleware(Guard, state=guard)],
+            "exception_handlers": {RequestValidationError: validation_failed},
+        },
         "footer_links": ["api", "gradio", "settings"],
     }
     return demo, launch_kwargs, guard

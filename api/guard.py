@@ -26,6 +26,12 @@ with the REST routes). Per request, before the route reads anything:
   the cookie stops is calling the WebUI's heavy handlers blind, by number, from
   ``gradio_client``.
 
+FastAPI's own validation failures (a body that does not fit a route's model) are answered
+by ``validation_failed``: 422 in the one error shape, naming the fields but never echoing
+the values (FastAPI's handler echoes them, and fails with a 500 on a number out of JSON's
+range such as ``1e999999``). The guard's answers on Gradio's routes carry the one error
+shape too, with ``detail`` beside it, which is where Gradio's clients look.
+
 Each refusal is one log line with the request's id (``X-Request-Id``). ``guarded_protocol``
 adds what an ASGI app cannot see: a client must send a request's headers within
 ``read_timeout_s`` (uvicorn has no such timeout, so a slowloris connection stayed open).
@@ -39,6 +45,7 @@ import binascii
 import hmac
 import json
 import logging
+import math
 import secrets
 import threading
 import time
@@ -48,9 +55,13 @@ from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
 
+from fastapi.exceptions import RequestValidationError
 from starlette.formparsers import MultiPartException
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from base.edges import cut, error_body, quote
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +92,10 @@ _STREAMS = (
     "/gradio_api/dev/",
     "/gradio_api/mcp/",
 )
+#: Deepest nesting of arrays and objects accepted in a body the guard parses. Gradio's own values
+#: (an image editor's layers, a gallery of captioned files) nest about six deep; Python's parser
+#: fails past its recursion limit (``[`` x 5000 raised RecursionError: a 500).
+MAX_JSON_DEPTH = 64
 #: Failed logins are counted over this window.
 LOGIN_WINDOW_S = 60.0
 #: Addresses remembered at most (oldest forgotten first), so that the limiter's memory is bounded.
@@ -90,6 +105,87 @@ _MAX_ADDRESSES = 10_000
 def request_id() -> str:
     """A short random id, returned as ``X-Request-Id`` and written in the log lines of the request."""
     return secrets.token_hex(6)
+
+
+class BadBody(ValueError):
+    """A body the guard refuses to pass on: ``status`` and the one error shape's ``code``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def json_depth(value: Any) -> int:
+    """How deeply arrays and objects nest in a parsed JSON value (0 for a scalar); iterative."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """``body`` as a JSON object nested at most ``MAX_JSON_DEPTH`` deep, else ``BadBody`` (400)."""
+    try:
+        parsed = json.loads(body)
+    except RecursionError:
+        parsed = None  # deeper than Python's parser goes: deeper than ours too
+        depth = MAX_JSON_DEPTH + 1
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+        raise BadBody(400, "invalid_request", f"the body is not JSON ({cut(exc)})") from None
+    else:
+        depth = json_depth(parsed)
+    if depth > MAX_JSON_DEPTH:
+        raise BadBody(400, "invalid_request", f"the body nests more than {MAX_JSON_DEPTH} levels deep")
+    if not isinstance(parsed, dict):
+        raise BadBody(400, "invalid_request", "the body must be a JSON object")
+    return parsed
+
+
+def normalised_fn_index(value: Any) -> int | None:
+    """``fn_index`` as the integer Gradio's validator would make of it, or ``BadBody`` (422).
+
+    The validator is lax: it takes ``"19"``, ``" 19 "``, ``19.0`` and ``true``. Whatever it
+    would take as a number is taken here as that number, so the private-event check sees it.
+    """
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    number: float | None = None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number) or not number.is_integer():
+        raise BadBody(422, "invalid_request", f"fn_index must be a whole number, not {quote(value)}")
+    return int(number)
+
+
+async def validation_failed(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's ``RequestValidationError`` as 422 in the one error shape, naming fields, never values."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    said = "; ".join(
+        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', 'invalid')}" for error in errors[:5]
+    )
+    message = cut(f"the request does not fit the route ({said or 'invalid'})", 300)
+    rid = request.scope.get(REQUEST_ID, "")
+    log.info("request %s: %s %s: refused: %s", rid, request.method, request.url.path, message)
+    headers = {"X-Request-Id": rid} if rid else None
+    return JSONResponse({**error_body("invalid_request", message), "detail": message}, 422, headers)
 
 
 class LoginLimiter:
@@ -249,11 +345,11 @@ class _Request:
             headers["Connection"] = "close"  # the rest of the body is not read
         response: Response
         if _is_rest(self.path) or self.path in DOCS_PATHS:
-            response = JSONResponse({"error": {"code": code, "message": message}}, status, headers)
+            response = JSONResponse(error_body(code, message), status, headers)
         elif self.path == UPLOAD_PATH:
             response = PlainTextResponse(message, status, headers)
-        else:
-            response = JSONResponse({"detail": message}, status, headers)
+        else:  # Gradio's clients read ``detail``
+            response = JSONResponse({**error_body(code, message), "detail": message}, status, headers)
         self.answered = True
         self.scope[ANSWERED] = True
         if not self.started:
@@ -337,9 +433,17 @@ class _Request:
                 break
         body = b"".join(chunks)
         try:
-            fn_index = json.loads(body).get("fn_index")
-        except (ValueError, AttributeError):
-            fn_index = None
+            parsed = parse_json_object(body)
+            raw = parsed.get("fn_index")
+            fn_index = normalised_fn_index(raw)
+        except BadBody as exc:
+            self.note(f"refused: {exc.message}")
+            await self.answer(exc.status, exc.code, exc.message)
+            return None
+        if fn_index is not raw:
+            # written back as the integer checked, so that Gradio runs the event the check saw
+            parsed["fn_index"] = fn_index
+            body = json.dumps(parsed).encode()
         if fn_index in self.state.internal_fns and not self.state.is_page(self.headers):
             self.note(f"refused: internal event {fn_index} called without the page")
             await self.answer(403, "forbidden", "this event belongs to the WebUI page; use the named endpoints")

@@ -61,7 +61,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from base.edges import cut, error_body, quote
+from base.edges import cut, error_body, quote, request_id
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +100,6 @@ MAX_JSON_DEPTH = 64
 LOGIN_WINDOW_S = 60.0
 #: Addresses remembered at most (oldest forgotten first), so that the limiter's memory is bounded.
 _MAX_ADDRESSES = 10_000
-
-
-def request_id() -> str:
-    """A short random id, returned as ``X-Request-Id`` and written in the log lines of the request."""
-    return secrets.token_hex(6)
 
 
 class BadBody(ValueError):

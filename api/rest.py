@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
@@ -25,27 +26,32 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from api.guard import ANSWERED, REQUEST_ID, BasicAuth, request_id
-from core import Engine, ImageTooLarge, InvalidOption, RemovalError, RemovalOptions, UrlRefused, available_providers
+from api.guard import ANSWERED, REQUEST_ID, BasicAuth
+from base.edges import cut, error_body, request_id
+from core import (
+    Engine,
+    ImageTooLarge,
+    InvalidOption,
+    RemovalError,
+    RemovalOptions,
+    Settings,
+    UrlRefused,
+    available_providers,
+)
 from core.catalog import model_facts
 from core.formats import FORMATS
-from core.options import OPTIONS, QUOTE_CHARS, kind_of, rest_name
+from core.options import OPTIONS, kind_of, rest_name
 from core.remote import fetch_url
 
 VERSION = "0.1.0"
 log = logging.getLogger(__name__)
 #: The image types an answer may carry, for the OpenAPI description.
-IMAGE_CONTENT = {f.media_type: {} for f in FORMATS.values()}
-
-
-def _cut(text: str, limit: int = QUOTE_CHARS) -> str:
-    """At most ``limit`` characters of a message that may carry the client's own input."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+IMAGE_CONTENT: dict[str, dict[str, Any]] = {f.media_type: {} for f in FORMATS.values()}
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The one JSON error shape of the REST API."""
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
 def removal_error_response(exc: RemovalError) -> JSONResponse:
@@ -70,9 +76,9 @@ class ErrorShapeRoute(APIRoute):
                 response = await handler(request)
             except RequestValidationError as exc:
                 where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors())
-                response = error_response(400, "invalid_request", f"the request is malformed ({_cut(where or 'body')})")
+                response = error_response(400, "invalid_request", f"the request is malformed ({cut(where or 'body')})")
             except HTTPException as exc:
-                response = error_response(exc.status_code, "invalid_request", _cut(str(exc.detail)))
+                response = error_response(exc.status_code, "invalid_request", cut(str(exc.detail)))
             except Exception:
                 # A bug, not bad input: logged once with its id, answered in the one shape.
                 log.exception("request %s: %s %s failed", rid, request.method, request.url.path)
@@ -119,6 +125,173 @@ class MissingFile(RemovalError):
     code = "invalid_request"
 
 
+@dataclass
+class RestState:
+    """What the REST routes share: the engine (and its settings), the login, the in-flight bound and count."""
+
+    engine: Engine
+    auth: BasicAuth
+    queue_depth: Callable[[], int]
+    draining: Callable[[], bool]
+    in_flight: threading.BoundedSemaphore
+    #: Requests inside ``serve`` now (``/healthz`` reports it).
+    in_flight_count: int = 0
+
+    @property
+    def settings(self) -> Settings:
+        return self.engine.settings
+
+    def allows(self, request: Request) -> bool:
+        return self.auth.verdict(request.headers.get("authorization", "")) == "ok"
+
+
+async def read_upload(state: RestState, upload: UploadFile | None, missing: str) -> bytes:
+    """An uploaded file's bytes, within the upload limit; ``missing``: the message where there is none."""
+    if upload is None:
+        raise MissingFile(missing)
+    limit = state.settings.max_upload_bytes
+    if upload.size is not None and upload.size > limit:
+        raise ImageTooLarge(f"the upload is {upload.size:,} bytes; the limit is {limit:,}")
+    return await upload.read()
+
+
+async def serve(
+    state: RestState, request: Request, read: Callable[[], Awaitable[bytes]], fields: dict[str, Any]
+) -> Response:
+    """Auth, the in-flight bound, the image from ``read``, the REST fields as options, the answer."""
+    if not state.allows(request):
+        return error_response(401, "unauthorized", "login required", {"WWW-Authenticate": 'Basic realm="rembg"'})
+    if not state.in_flight.acquire(blocking=False):
+        return error_response(503, "busy", "the server is busy; retry shortly", {"Retry-After": "1"})
+    state.in_flight_count += 1
+    try:
+        data = await read()
+        values: dict[str, Any] = {}
+        for f in OPTIONS.values():
+            value = fields.get(rest_name(f))
+            if kind_of(f) == "image" and value is not None:
+                value = await read_upload(state, value, "")
+            values[f.name] = value
+        options = RemovalOptions.from_values(values)
+        result = await run_in_threadpool(state.engine.remove, data, options)
+    except RemovalError as exc:
+        return removal_error_response(exc)
+    finally:
+        state.in_flight_count -= 1
+        state.in_flight.release()
+    t = result.timings
+    headers = {
+        "X-Provider": result.provider,
+        "X-Model": result.model,
+        "X-Inference-Ms": f"{t['inference']:.1f}",
+        "X-Total-Ms": f"{t['total']:.1f}",
+        "X-Timings": json.dumps({k: round(v, 1) for k, v in t.items()}),
+    }
+    return Response(result.data, media_type=result.media_type, headers=headers)
+
+
+# --- the routes: each takes the state first; ``bind`` hands FastAPI the rest -------------------
+
+
+async def remove(state: RestState, request: Request, **fields: Any) -> Response:
+    if fields.get("bgc") is None:  # rembg's clients send the colour in the query string
+        fields["bgc"] = fields.pop("bgc_query", None)
+    fields.pop("bgc_query", None)
+
+    async def uploaded() -> bytes:
+        return await read_upload(state, fields.pop("file"), "send the image as a multipart field named 'file'")
+
+    return await serve(state, request, uploaded, fields)
+
+
+def remove_parameters() -> list[inspect.Parameter]:
+    """``POST /api/remove``'s fields: the file, the options (image options as files), ``bgc`` in the query."""
+    file = Annotated[UploadFile | None, File(description="the image")]
+    bgc_query = Annotated[str | None, Query(alias="bgc", description="background colour (as rembg sends it)")]
+    return [
+        inspect.Parameter("file", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=file),
+        *option_parameters(Form, files=True),
+        inspect.Parameter("bgc_query", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=bgc_query),
+    ]
+
+
+async def remove_url(state: RestState, request: Request, url: str | None = None, **fields: Any) -> Response:
+    async def fetched() -> bytes:
+        if not url:
+            raise UrlRefused("give the image's address as ?url=")
+        return await run_in_threadpool(fetch_url, url, state.settings.max_upload_bytes)
+
+    return await serve(state, request, fetched, fields)
+
+
+def remove_url_parameters() -> list[inspect.Parameter]:
+    """``GET /api/remove``'s query: ``url`` and the options that are not images."""
+    url = Annotated[str | None, Query(description="http(s) URL of the image; public hosts only")]
+    return [
+        inspect.Parameter("url", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=url),
+        *option_parameters(Query, files=False),
+    ]
+
+
+async def other_methods(state: RestState, request: Request) -> JSONResponse:
+    reason = (
+        "fetching images by URL is turned off (allow_url_input)"
+        if request.method == "GET"
+        else f"{request.method} is not supported"
+    )
+    allow = "GET, POST" if state.settings.allow_url_input else "POST"
+    message = f"{reason}; POST the file as multipart 'file'"
+    return error_response(405, "method_not_allowed", message, {"Allow": allow})
+
+
+async def healthz(state: RestState, request: Request) -> JSONResponse:
+    """``status``: ``ok``; ``degraded`` while requests that name no model or provider cannot be served
+    (``reasons`` says why; the server still answers the others); ``draining`` while it shuts down.
+    200 when ``ok``, else 503, so probes and the image's HEALTHCHECK take a replica that fails
+    every default request out of rotation. Without a login (where one is set), only ``status``
+    and ``version``."""
+    engine, settings = state.engine, state.settings
+    reasons = await run_in_threadpool(engine.health)
+    status = "draining" if state.draining() else "degraded" if reasons else "ok"
+    code = 200 if status == "ok" else 503
+    if not state.allows(request):  # liveness for probes; the details only with a login
+        return JSONResponse({"status": status, "version": VERSION}, status_code=code)
+    return JSONResponse(
+        {
+            "status": status,
+            "reasons": reasons,
+            "version": VERSION,
+            "models_loaded": engine.sessions.loaded(),
+            "models": await run_in_threadpool(model_facts, settings, settings.default_provider),
+            "providers": [p.to_dict() for p in available_providers()],
+            "queue": {"gradio_pending": state.queue_depth(), "rest_in_flight": state.in_flight_count},
+            "requests": engine.requests.summary(),
+            "settings": settings.public_dict(),
+        },
+        status_code=code,
+    )
+
+
+Route = Callable[..., Awaitable[Response]]
+
+
+def bind(route: Route, state: RestState, params: list[inspect.Parameter] | None = None) -> Route:
+    """``route`` with ``state`` filled in, as FastAPI sees it: its name and docstring (the operation id
+    and description), and its parameters after ``state``, or a ``request`` and ``params`` where given."""
+
+    async def endpoint(**kwargs: Any) -> Response:
+        return await route(state, **kwargs)
+
+    endpoint.__name__ = endpoint.__qualname__ = route.__name__
+    endpoint.__doc__ = route.__doc__
+    if params is not None:
+        return with_parameters(endpoint, params)
+    signature = inspect.signature(route, eval_str=True)
+    rest = list(signature.parameters.values())[1:]
+    endpoint.__signature__ = signature.replace(parameters=rest)  # type: ignore[attr-defined]
+    return endpoint
+
+
 def create_router(
     engine: Engine,
     users: list[tuple[str, str]],
@@ -127,59 +300,13 @@ def create_router(
 ) -> APIRouter:
     """The REST routes over ``engine``; ``users`` empty means no login; ``draining``: shutting down."""
     settings = engine.settings
-    auth = BasicAuth(users)
-
-    def allows(request: Request) -> bool:
-        return auth.verdict(request.headers.get("authorization", "")) == "ok"
-
-    in_flight = threading.BoundedSemaphore(settings.queue_size)
-    counter = {"in_flight": 0}
+    state = RestState(engine, BasicAuth(users), queue_depth, draining, threading.BoundedSemaphore(settings.queue_size))
     router = APIRouter(route_class=ErrorShapeRoute)
-
-    async def _read_upload(upload: UploadFile | None, missing: str) -> bytes:
-        if upload is None:
-            raise MissingFile(missing)
-        if upload.size is not None and upload.size > settings.max_upload_bytes:
-            raise ImageTooLarge(f"the upload is {upload.size:,} bytes; the limit is {settings.max_upload_bytes:,}")
-        return await upload.read()
-
-    async def remove(request: Request, **fields: Any) -> Response:
-        if fields.get("bgc") is None:  # rembg's clients send the colour in the query string
-            fields["bgc"] = fields.pop("bgc_query", None)
-        fields.pop("bgc_query", None)
-
-        async def uploaded() -> bytes:
-            return await _read_upload(fields.pop("file"), "send the image as a multipart field named 'file'")
-
-        return await serve(request, uploaded, fields)
-
-    with_parameters(
-        remove,
-        [
-            inspect.Parameter(
-                "file",
-                inspect.Parameter.KEYWORD_ONLY,
-                default=None,
-                annotation=Annotated[UploadFile | None, File(description="the image")],
-            ),
-            *option_parameters(Form, files=True),
-            inspect.Parameter(
-                "bgc_query",
-                inspect.Parameter.KEYWORD_ONLY,
-                default=None,
-                annotation=Annotated[
-                    str | None, Query(alias="bgc", description="background colour (as rembg sends it)")
-                ],
-            ),
-        ],
-    )
     router.add_api_route(
         "/api/remove",
-        remove,
+        bind(remove, state, remove_parameters()),
         methods=["POST"],
-        tags=["Background removal"],
         summary="Remove the background of an uploaded image",
-        response_class=Response,
         responses={
             200: {"content": IMAGE_CONTENT},
             400: {"description": "bad input or option"},
@@ -187,118 +314,37 @@ def create_router(
             415: {"description": "unsupported format"},
             503: {"description": "busy, or model/provider unavailable"},
         },
+        tags=["Background removal"],
+        response_class=Response,
     )
-
-    async def serve(request: Request, read: Callable[[], Awaitable[bytes]], fields: dict[str, Any]) -> Response:
-        """Auth, the in-flight bound, the image from ``read``, the REST fields as options, the answer."""
-        if not allows(request):
-            return error_response(401, "unauthorized", "login required", {"WWW-Authenticate": 'Basic realm="rembg"'})
-        if not in_flight.acquire(blocking=False):
-            return error_response(503, "busy", "the server is busy; retry shortly", {"Retry-After": "1"})
-        counter["in_flight"] += 1
-        try:
-            data = await read()
-            values: dict[str, Any] = {}
-            for f in OPTIONS.values():
-                value = fields.get(rest_name(f))
-                if kind_of(f) == "image" and value is not None:
-                    value = await _read_upload(value, "")
-                values[f.name] = value
-            options = RemovalOptions.from_values(values)
-            result = await run_in_threadpool(engine.remove, data, options)
-        except RemovalError as exc:
-            return removal_error_response(exc)
-        finally:
-            counter["in_flight"] -= 1
-            in_flight.release()
-        t = result.timings
-        headers = {
-            "X-Provider": result.provider,
-            "X-Model": result.model,
-            "X-Inference-Ms": f"{t['inference']:.1f}",
-            "X-Total-Ms": f"{t['total']:.1f}",
-            "X-Timings": json.dumps({k: round(v, 1) for k, v in t.items()}),
-        }
-        return Response(result.data, media_type=result.media_type, headers=headers)
-
     if settings.allow_url_input:
-
-        async def remove_url(request: Request, url: str | None = None, **fields: Any) -> Response:
-            async def fetched() -> bytes:
-                if not url:
-                    raise UrlRefused("give the image's address as ?url=")
-                return await run_in_threadpool(fetch_url, url, settings.max_upload_bytes)
-
-            return await serve(request, fetched, fields)
-
-        url_parameter = inspect.Parameter(
-            "url",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=None,
-            annotation=Annotated[str | None, Query(description="http(s) URL of the image; public hosts only")],
-        )
-        with_parameters(remove_url, [url_parameter, *option_parameters(Query, files=False)])
         router.add_api_route(
             "/api/remove",
-            remove_url,
+            bind(remove_url, state, remove_url_parameters()),
             methods=["GET"],
-            tags=["Background removal"],
             summary="Remove the background of an image fetched from a public URL (allow_url_input)",
-            response_class=Response,
             responses={
                 200: {"content": IMAGE_CONTENT},
                 400: {"description": "bad URL, refused host (not public) or fetch failed; bad option"},
                 413: {"description": "image too large"},
             },
+            tags=["Background removal"],
+            response_class=Response,
         )
-
-    @router.api_route(
+    router.add_api_route(
         "/api/remove",
+        bind(other_methods, state),
         methods=["PUT", "PATCH", "DELETE"] if settings.allow_url_input else ["GET", "PUT", "PATCH", "DELETE"],
         tags=["Background removal"],
         summary="Not supported: POST the file instead",
         status_code=405,
     )
-    async def other_methods(request: Request) -> JSONResponse:
-        reason = (
-            "fetching images by URL is turned off (allow_url_input)"
-            if request.method == "GET"
-            else f"{request.method} is not supported"
-        )
-        allow = "GET, POST" if settings.allow_url_input else "POST"
-        message = f"{reason}; POST the file as multipart 'file'"
-        return error_response(405, "method_not_allowed", message, {"Allow": allow})
-
-    @router.get(
+    router.add_api_route(
         "/healthz",
+        bind(healthz, state),
+        methods=["GET"],
         tags=["Health"],
         summary="Liveness, health and what is loaded",
         responses={503: {"description": "degraded or draining: the reasons are in the body"}},
     )
-    async def healthz(request: Request) -> JSONResponse:
-        """``status``: ``ok``; ``degraded`` while requests that name no model or provider cannot be served
-        (``reasons`` says why; the server still answers the others); ``draining`` while it shuts down.
-        200 when ``ok``, else 503, so probes and the image's HEALTHCHECK take a replica that fails
-        every default request out of rotation. Without a login (where one is set), only ``status``
-        and ``version``."""
-        reasons = await run_in_threadpool(engine.health)
-        status = "draining" if draining() else "degraded" if reasons else "ok"
-        code = 200 if status == "ok" else 503
-        if not allows(request):  # liveness for probes; the details only with a login
-            return JSONResponse({"status": status, "version": VERSION}, status_code=code)
-        return JSONResponse(
-            {
-                "status": status,
-                "reasons": reasons,
-                "version": VERSION,
-                "models_loaded": engine.sessions.loaded(),
-                "models": await run_in_threadpool(model_facts, settings, settings.default_provider),
-                "providers": [p.to_dict() for p in available_providers()],
-                "queue": {"gradio_pending": queue_depth(), "rest_in_flight": counter["in_flight"]},
-                "requests": engine.requests.summary(),
-                "settings": settings.public_dict(),
-            },
-            status_code=code,
-        )
-
     return router

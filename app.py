@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from base.errors import RemovalError
 from base.files import atomic_write
 from base.memory import return_large_frees
-from base.settings import Settings, SettingsError, auth_users, build_parser, load_settings
+from base.settings import Settings, SettingsError, auth_users, build_parser, load_settings, quiet_gradio
 from core import Engine
 from core.formats import format_for_suffix
 from core.options import add_option_arguments, options_from_args
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from api.guard import GuardState
 
+quiet_gradio()  # before Gradio is imported (in create and serve): no analytics
 log = logging.getLogger("app")
 
 

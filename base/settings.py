@@ -15,7 +15,7 @@ import argparse
 import dataclasses
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,19 @@ PROCESSING = ("auto", "exact", "graph")
 #: The batch sizes a batched session runs (and warms up at load), padded up to the next one.
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 ENV_PREFIX = "REMBG_WEBUI_"
+
+
+#: Gradio's own environment, set before Gradio is imported (``quiet_gradio``): its analytics looked
+#: up api.gradio.app and huggingface.co at every start, and a self-hosted service must not call home.
+#: An operator who wants them sets the variable; it is a default, not a lock.
+GRADIO_ENVIRONMENT = {"GRADIO_ANALYTICS_ENABLED": "False"}
+
+
+def quiet_gradio(environ: MutableMapping[str, str] | None = None) -> None:
+    """Gradio's environment defaults (``GRADIO_ENVIRONMENT``), where the environment has none."""
+    env = os.environ if environ is None else environ
+    for name, value in GRADIO_ENVIRONMENT.items():
+        env.setdefault(name, value)
 
 
 class SettingsError(ValueError):

@@ -1,0 +1,81 @@
+"""Reliability tier: the third hardening round (issue 25) on real servers.
+
+Start-up calls nobody, MCP is behind the login, URL inputs on the Gradio API follow
+``--allow-url-input``, and a clean stop leaves no files behind.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from benchmark.server import ROOT, free_port
+
+pytestmark = [pytest.mark.reliability, pytest.mark.model]
+
+#: Names a server may look up at start: its own address.
+LOCAL_NAMES = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+
+#: Runs app.py with ``socket.getaddrinfo`` recording every name it is asked for (asyncio, httpx and
+#: urllib all resolve through it).
+RECORDING = """
+import os, runpy, socket, sys
+log = os.environ["LOOKUP_LOG"]
+real = socket.getaddrinfo
+def recording(host, *args, **kwargs):
+    with open(log, "a") as f:
+        f.write(f"{host}\\n")
+    return real(host, *args, **kwargs)
+socket.getaddrinfo = recording
+sys.path.insert(0, os.getcwd())
+sys.argv = ["app.py", *sys.argv[1:]]
+runpy.run_path("app.py", run_name="__main__")
+"""
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"no /healthz in 120 s:\n{log.read_text()}")
+
+
+def test_start_up_looks_up_no_name_but_its_own(tmp_path: Path) -> None:
+    """Gradio's analytics looked up api.gradio.app and huggingface.co at every start (issue 25)."""
+    lookups = tmp_path / "lookups.txt"
+    log = tmp_path / "server.log"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRADIO_")}
+    env.update({"LOOKUP_LOG": str(lookups), "TMPDIR": str(tmp_path), "GRADIO_TEMP_DIR": str(tmp_path / "gradio")})
+    flags = ["--port", str(port), "--default-model", "u2netp", "--default-provider", "cpu", "--no-fetch-missing"]
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", RECORDING, *flags], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", process, log)
+        # Gradio's start-up work runs beside serving: wait until its own check of the page is done
+        deadline = time.monotonic() + 60
+        while "HEAD http://127.0.0.1" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)  # the analytics threads start with launch(); give them time to be seen
+    finally:
+        process.terminate()
+        process.wait(30)
+    names = set(lookups.read_text().split()) if lookups.exists() else set()
+    assert names <= LOCAL_NAMES, sorted(names - LOCAL_NAMES)

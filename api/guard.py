@@ -5,8 +5,9 @@ with the REST routes). Per request, before the route reads anything:
 
 - shutting down (``GuardState.draining``): new work is refused with 503, while running
   jobs, their result streams and downloads go on;
-- ``/api/remove`` and the API description (``/openapi.json``, ``/docs``, ``/redoc``) check
-  HTTP Basic credentials first, when a login is set; failed logins, there and on Gradio's
+- ``/api/remove``, the API description (``/openapi.json``, ``/docs``, ``/redoc``) and every
+  MCP route (``/gradio_api/mcp/...``: its ``initialize``, ``tools/list`` and schema showed
+  the tools to anyone) check HTTP Basic credentials first, when a login is set; failed logins, there and on Gradio's
   ``/login``, are counted per client address (``LoginLimiter``) and refused with 429 past
   the limit;
 - ``Content-Length`` over the route's limit is 413 at once; a body without one is counted
@@ -81,6 +82,7 @@ PAGE_COOKIE = "rembg-page"
 UPLOAD_PATH = "/gradio_api/upload"
 DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 LOGIN_PATHS = frozenset({"/login", "/login/"})
+MCP_PREFIX = "/gradio_api/mcp"
 #: Gradio's routes that start a job by name or number.
 _GRADIO_JOB_PREFIXES = ("/gradio_api/call/", "/gradio_api/run/", "/gradio_api/api/")
 #: Long-lived streams that end by themselves once their events are done; a drain waits for the
@@ -357,7 +359,9 @@ class _Request:
             self.note("refused: shutting down")
             await self.answer(503, "shutting_down", "the server is shutting down; retry shortly", {"Retry-After": "5"})
             return
-        protected = bool(state.auth.users) and (self.path == "/api/remove" or self.path in DOCS_PATHS)
+        protected = bool(state.auth.users) and (
+            self.path == "/api/remove" or self.path in DOCS_PATHS or self.path.startswith(MCP_PREFIX)
+        )
         login = self.path in LOGIN_PATHS and self.method == "POST"
         if protected or login:
             wait = state.logins.retry_after(self.client)

@@ -12,11 +12,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from benchmark.server import ROOT, free_port
+from tests.conftest import stop_server
+from tests.reliability.catalogue import LIMIT_FLAGS
+from tests.reliability.common import IsolatedServer, launch_isolated
 
 pytestmark = [pytest.mark.reliability, pytest.mark.model]
 
@@ -79,3 +84,40 @@ def test_start_up_looks_up_no_name_but_its_own(tmp_path: Path) -> None:
         process.wait(30)
     names = set(lookups.read_text().split()) if lookups.exists() else set()
     assert names <= LOCAL_NAMES, sorted(names - LOCAL_NAMES)
+
+
+# --- MCP behind the login ---------------------------------------------------------------------------
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "probe", "version": "1"}},
+}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def mcp_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsolatedServer]:
+    running = launch_isolated(tmp_path_factory.mktemp("mcp-auth"), *LIMIT_FLAGS, "--mcp", "--auth", "user:secret")
+    yield running
+    stop_server(running.server)
+
+
+def test_mcp_needs_the_login(mcp_auth: IsolatedServer) -> None:
+    """With ``--auth --mcp``, initialize, tools/list and the schema answered anyone (issue 25)."""
+    with httpx.Client(base_url=mcp_auth.url, timeout=60) as anyone:
+        for path in ("/gradio_api/mcp/", "/gradio_api/mcp/http/"):
+            for method in ("initialize", "tools/list"):
+                answer = anyone.post(path, json={**INITIALIZE, "method": method}, headers=MCP_HEADERS)
+                assert answer.status_code == 401, (path, method, answer.text[:300])
+        for path in ("/gradio_api/mcp/schema", "/gradio_api/mcp/sse"):
+            answer = anyone.get(path)
+            assert answer.status_code == 401, (path, answer.text[:300])
+            assert answer.json()["error"]["code"] == "unauthorized"
+    with httpx.Client(base_url=mcp_auth.url, timeout=60, auth=("user", "secret")) as user:
+        schema = user.get("/gradio_api/mcp/schema")
+        assert schema.status_code == 200, schema.text[:300]
+        assert "remove_background" in schema.text
+        started = user.post("/gradio_api/mcp/", json=INITIALIZE, headers=MCP_HEADERS)
+        assert started.status_code == 200, started.text[:300]

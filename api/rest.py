@@ -41,7 +41,7 @@ from core import (
 from core.catalog import model_facts
 from core.formats import FORMATS
 from core.options import OPTIONS, kind_of, rest_name
-from core.remote import fetch_url
+from core.remote import URL_INPUT_OFF, fetch_url
 
 VERSION = "0.1.0"
 #: URL fetches that may wait on their hosts at once (``RestState.fetches``); more are 503 at once.
@@ -260,11 +260,7 @@ def remove_url_parameters() -> list[inspect.Parameter]:
 
 
 async def other_methods(state: RestState, request: Request) -> JSONResponse:
-    reason = (
-        "fetching images by URL is turned off (allow_url_input)"
-        if request.method == "GET"
-        else f"{request.method} is not supported"
-    )
+    reason = URL_INPUT_OFF if request.method == "GET" else f"{request.method} is not supported"
     allow = "GET, POST" if state.settings.allow_url_input else "POST"
     message = f"{reason}; POST the file as multipart 'file'"
     return error_response(405, "method_not_allowed", message, {"Allow": allow})

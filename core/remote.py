@@ -43,6 +43,8 @@ from urllib.parse import urljoin, urlsplit
 from base.errors import ImageTooLarge, UrlFetchFailed, UrlRefused
 from core.options import QUOTE_CHARS, quote
 
+#: What every edge answers for an image URL while the ``allow_url_input`` setting is off.
+URL_INPUT_OFF = "fetching images by URL is turned off (allow_url_input)"
 MAX_REDIRECTS = 3
 #: Seconds for each connect or read.
 SOCKET_TIMEOUT_S = 5.0

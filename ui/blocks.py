@@ -53,6 +53,7 @@ from ui.handlers import (
     with_option_parameters,
 )
 from ui.page import SWATCHES
+from ui.urls import guard_url_inputs
 
 log = logging.getLogger(__name__)
 IMAGE_HEIGHT = 380  # the input and result boxes on a desktop (CSS makes them shorter on a phone)
@@ -160,6 +161,7 @@ def build_ui(
     settings: Settings, engine: Engine | None = None, output_dir: Path | None = None, activity: Activity | None = None
 ) -> gr.Blocks:
     engine = engine or Engine(settings)
+    guard_url_inputs(settings)
     store = OutputStore(output_dir or Path(tempfile.mkdtemp(prefix="rembg-webui-")))
     handlers = Handlers(engine, store, activity)
     provider_list, provider_note = provider_choices()

@@ -7,6 +7,7 @@ Start-up calls nobody, MCP is behind the login, URL inputs on the Gradio API fol
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,8 +18,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 from benchmark.server import ROOT, free_port
+from core.remote import URL_INPUT_OFF
 from tests.conftest import stop_server
 from tests.reliability.catalogue import LIMIT_FLAGS
 from tests.reliability.common import IsolatedServer, launch_isolated
@@ -121,3 +125,68 @@ def test_mcp_needs_the_login(mcp_auth: IsolatedServer) -> None:
         assert "remove_background" in schema.text
         started = user.post("/gradio_api/mcp/", json=INITIALIZE, headers=MCP_HEADERS)
         assert started.status_code == 200, started.text[:300]
+
+
+# --- URL inputs on the Gradio API and MCP follow --allow-url-input ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsolatedServer]:
+    running = launch_isolated(tmp_path_factory.mktemp("plain"), *LIMIT_FLAGS, "--mcp")
+    yield running
+    stop_server(running.server)
+
+
+@pytest.fixture(scope="module")
+def url_on(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsolatedServer]:
+    running = launch_isolated(tmp_path_factory.mktemp("url-on"), *LIMIT_FLAGS, "--allow-url-input")
+    yield running
+    stop_server(running.server)
+
+
+def _gradio_url_error(server: IsolatedServer, url: str, tmp_path: Path) -> str:
+    client = Client(server.url, verbose=False, download_files=tmp_path / "dl", analytics_enabled=False)
+    with pytest.raises(AppError) as info:
+        client.predict(handle_file(url), model="u2netp", api_name="/remove_background")
+    return str(info.value)
+
+
+def test_gradio_api_refuses_image_urls_while_url_input_is_off(plain: IsolatedServer, tmp_path: Path) -> None:
+    """With URL input off, Gradio fetched image URLs itself, under its own check only (issue 25)."""
+    said = _gradio_url_error(plain, "http://images.example/a.png", tmp_path)
+    assert URL_INPUT_OFF in said, said
+
+
+def test_gradio_api_fetches_urls_through_the_ssrf_guard(url_on: IsolatedServer, tmp_path: Path) -> None:
+    """With it on, the service's guard decides, with its own words (Gradio's check said something else)."""
+    for url in ("http://127.0.0.1:8080/a.png", "http://[::127.0.0.1]:8080/a.png", "http://[64:ff9b::a9fe:a9fe]/"):
+        said = _gradio_url_error(url_on, url, tmp_path)
+        assert "non-public address" in said, (url, said)
+    assert "Traceback" not in url_on.server.log()
+
+
+def _mcp_session(http: httpx.Client) -> dict[str, str]:
+    started = http.post("/gradio_api/mcp/", json=INITIALIZE, headers=MCP_HEADERS)
+    assert started.status_code == 200, started.text[:300]
+    headers = dict(MCP_HEADERS)
+    if "mcp-session-id" in started.headers:
+        headers["mcp-session-id"] = started.headers["mcp-session-id"]
+    http.post("/gradio_api/mcp/", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers)
+    return headers
+
+
+def test_mcp_refuses_image_urls_while_url_input_is_off(plain: IsolatedServer) -> None:
+    with httpx.Client(base_url=plain.url, timeout=120) as http:
+        headers = _mcp_session(http)
+        listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+        listed = http.post("/gradio_api/mcp/", json=listing, headers=headers)
+        tools = [t for t in re.findall(r'"name":"([^"]+)"', listed.text) if "remove_background" in t]
+        assert tools, listed.text[:500]
+        call = {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": tools[0], "arguments": {"image": "http://images.example/a.png", "model": "u2netp"}},
+        }
+        answer = http.post("/gradio_api/mcp/", json=call, headers=headers)
+    assert URL_INPUT_OFF in answer.text, answer.text[:500]

@@ -16,8 +16,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -106,9 +109,10 @@ def pending_jobs(demo: gr.Blocks) -> int:
     return queue_depth(demo) + running + undelivered
 
 
-def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState]:
+def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState, Path]:
     """The WebUI, the Gradio API and the REST API on one engine: the Blocks (queued), ``launch()``'s
-    arguments and the state of the guard every request passes (``api.guard``).
+    arguments, the state of the guard every request passes (``api.guard``) and the folder of
+    the WebUI's results (removed after a clean stop).
 
     The REST routes and the guard are handed to Gradio's own FastAPI app (``app_kwargs``) so
     that ``launch()`` keeps working with ``--share``; Gradio's queue is bounded and closed
@@ -129,7 +133,8 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState]:
     # Alpha matting compiles on first use; warming it now, beside serving, spares the first user the wait.
     ALPHA_MATTING_WARMUP.start()
     activity = Activity(waiting=lambda lane: queue_depth(demo, lane))
-    demo = build_ui(settings, engine, activity=activity)
+    outputs = Path(tempfile.mkdtemp(prefix="rembg-webui-"))
+    demo = build_ui(settings, engine, outputs, activity=activity)
     demo.queue(max_size=settings.queue_size, api_open=False, default_concurrency_limit=1)
     guard = guard_state(
         users, settings.max_upload_bytes, settings.max_batch_bytes, settings.read_timeout_s, settings.max_failed_logins
@@ -161,7 +166,42 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState]:
         },
         "footer_links": ["api", "gradio", "settings"],
     }
-    return demo, launch_kwargs, guard
+    return demo, launch_kwargs, guard, outputs
+
+
+#: Gradio's cache keeps each file in a folder named by the SHA-256 of its content or URL.
+_CACHE_ENTRY = re.compile(r"[0-9a-f]{64}")
+
+
+def cache_entries(folder: Path) -> set[str]:
+    """The names in Gradio's cache folder now (taken before serving, so that a stop knows what it added)."""
+    try:
+        return {p.name for p in folder.iterdir()}
+    except OSError:
+        return set()
+
+
+def leave_nothing_behind(outputs: Path, cache: Path, before: set[str]) -> int:
+    """After a clean stop: remove the results folder, and what this process added to Gradio's cache.
+
+    Gradio deletes most of its cache at close, but not the example photos it cached at start
+    nor the files MCP decoded from base64 (``file.png``); the results folder is ours and
+    outlived the process (35 files, 13.8 MB after a load run). Only the content-addressed
+    folders that were not there at start go, so another Gradio app's files stay (a folder
+    shared while both run, with the same content, is the one that could be lost). How many went.
+    """
+    gone = 0
+    for name in sorted(cache_entries(cache) - before):
+        path = cache / name
+        if _CACHE_ENTRY.fullmatch(name) or (name == "vibe_edit_history" and not any(path.iterdir())):
+            shutil.rmtree(path, ignore_errors=True)
+            gone += 1
+    if outputs.exists():
+        shutil.rmtree(outputs, ignore_errors=True)
+        gone += 1
+    if gone:
+        log.info("removed the results folder and %d folder(s) this run added to Gradio's cache", gone - 1)
+    return gone
 
 
 #: Loose ``tmp*`` files in Gradio's upload folder not written for this long are uploads that
@@ -247,7 +287,9 @@ def serve(argv: Sequence[str]) -> int:
 
     settings = load_settings(argv, parser=build_parser(description=__doc__.split("\n\n")[0]))
     configure_process(settings)
-    demo, launch_kwargs, guard = create(settings)
+    uploads = Path(gradio.utils.get_upload_folder())
+    cached_before = cache_entries(uploads)  # before the Blocks cache their example photos
+    demo, launch_kwargs, guard, outputs = create(settings)
     if settings.share and not settings.auth:
         log.warning("--share without --auth: anyone with the public link can use this machine")
     log.info(
@@ -256,7 +298,6 @@ def serve(argv: Sequence[str]) -> int:
         settings.port,
         "" if settings.share else "; add --share for a public link",
     )
-    uploads = Path(gradio.utils.get_upload_folder())
     sweep_stray_uploads(uploads)
     stopping = threading.Event()
     threading.Thread(target=_sweep_forever, args=(uploads, stopping), name="sweep", daemon=True).start()
@@ -290,6 +331,7 @@ def serve(argv: Sequence[str]) -> int:
         log.warning("asked again: closing without waiting for the jobs still running")
     finally:
         demo.close()
+        leave_nothing_behind(outputs, uploads, cached_before)
     return 0
 
 

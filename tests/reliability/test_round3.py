@@ -6,6 +6,7 @@ Start-up calls nobody, MCP is behind the login, URL inputs on the Gradio API fol
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import subprocess
@@ -24,8 +25,8 @@ from gradio_client.exceptions import AppError
 from benchmark.server import ROOT, free_port
 from core.remote import URL_INPUT_OFF
 from tests.conftest import stop_server
-from tests.reliability.catalogue import LIMIT_FLAGS
-from tests.reliability.common import IsolatedServer, launch_isolated
+from tests.reliability.catalogue import GOOD_PNG, LIMIT_FLAGS
+from tests.reliability.common import IsolatedServer, files_under, launch_isolated
 
 pytestmark = [pytest.mark.reliability, pytest.mark.model]
 
@@ -190,3 +191,38 @@ def test_mcp_refuses_image_urls_while_url_input_is_off(plain: IsolatedServer) ->
         }
         answer = http.post("/gradio_api/mcp/", json=call, headers=headers)
     assert URL_INPUT_OFF in answer.text, answer.text[:500]
+
+
+# --- a clean stop leaves nothing behind --------------------------------------------------------------
+
+#: onnxruntime's own per-machine id (51 bytes), written in the temp folder's root; not this service's.
+NOT_OURS = {".ses"}
+
+
+def test_a_clean_stop_leaves_no_files(tmp_path: Path) -> None:
+    """The results folder (35 files after a load run) and MCP's ``file.png`` outlived the process (issue 25)."""
+    running = launch_isolated(tmp_path, *LIMIT_FLAGS, "--mcp")
+    good = tmp_path / "good.png"
+    good.write_bytes(GOOD_PNG)
+    try:
+        with httpx.Client(base_url=running.url, timeout=120) as http:
+            assert http.post("/api/remove", files={"file": ("a.png", GOOD_PNG)}).status_code == 200
+            headers = _mcp_session(http)
+            image = "data:image/png;base64," + base64.b64encode(GOOD_PNG).decode()
+            call = {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "tools/call",
+                "params": {"name": "remove_background", "arguments": {"image": image, "model": "u2netp"}},
+            }
+            assert '"isError":true' not in http.post("/gradio_api/mcp/", json=call, headers=headers).text
+        client = Client(running.url, verbose=False, download_files=tmp_path / "dl", analytics_enabled=False)
+        client.predict(handle_file(str(good)), model="u2netp", api_name="/remove_background")
+        assert files_under(running.temp) - NOT_OURS, "the requests left no file to clean up: the test tests nothing"
+    finally:
+        running.server.process.terminate()
+        running.server.process.wait(90)
+    assert running.server.process.returncode == 0, running.server.log()[-2000:]
+    assert sorted(files_under(running.temp) - NOT_OURS) == []
+    left = [p for p in running.temp.rglob("*") if p.is_dir() and p != running.temp / "gradio"]
+    assert left == [], left

@@ -287,6 +287,7 @@ async def healthz(state: RestState, request: Request) -> JSONResponse:
             "models": await run_in_threadpool(model_facts, settings, settings.default_provider),
             "providers": [p.to_dict() for p in available_providers()],
             "queue": {"gradio_pending": state.queue_depth(), "rest_in_flight": state.in_flight_count},
+            "memory": engine.budget.summary(),
             "requests": engine.requests.summary(),
             "settings": settings.public_dict(),
         },

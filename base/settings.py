@@ -103,6 +103,11 @@ class Settings:
     session_memory_mb: int = _setting(
         1024, "Memory for loaded model sessions, MiB; the least recently used are unloaded to stay under it (0: none)."
     )
+    memory_budget_mb: int = _setting(
+        0,
+        "Memory all removals in progress may hold together, MiB; each is costed from its headers before "
+        "decoding and waits until it fits (0: half the memory available at start, container limits included).",
+    )
     allow_url_input: bool = _setting(
         False, "Let GET /api/remove?url= fetch images by URL (public http/https hosts only; SSRF-guarded)."
     )
@@ -207,7 +212,7 @@ def _validate(s: Settings) -> None:
     for name in ("decode_budget_s",):
         if not getattr(s, name) > 0:
             raise SettingsError(f"--{name.replace('_', '-')}: must be more than 0")
-    for name in ("session_memory_mb", "shutdown_timeout_s"):
+    for name in ("session_memory_mb", "shutdown_timeout_s", "memory_budget_mb"):
         if getattr(s, name) < 0:
             raise SettingsError(f"--{name.replace('_', '-')}: must be 0 or more")
     if s.threads < 0:

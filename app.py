@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import re
 import shutil
 import signal
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from base.errors import RemovalError
-from base.files import atomic_write
+from base.files import atomic_write, folder_bytes
 from base.memory import return_large_frees
 from base.settings import Settings, SettingsError, auth_users, build_parser, load_settings, quiet_gradio
 from core import Engine
@@ -119,6 +120,7 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState, P
     to direct REST calls (``api_open=False``), so every Gradio call goes through it.
     """
     import gradio as gr
+    import gradio.utils
     from fastapi.exceptions import RequestValidationError
     from starlette.middleware import Middleware
 
@@ -130,6 +132,7 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState, P
 
     engine = Engine(settings)
     users = auth_users(settings.auth)
+    uploads = Path(gradio.utils.get_upload_folder())
     # Alpha matting compiles on first use; warming it now, beside serving, spares the first user the wait.
     ALPHA_MATTING_WARMUP.start()
     activity = Activity(waiting=lambda lane: queue_depth(demo, lane))
@@ -142,6 +145,9 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState, P
     guard.internal_fns, guard.internal_names = internal_events(
         (fn._id, fn.api_name, fn.api_visibility) for fn in demo.fns.values()
     )
+    guard.upload_quota_bytes = upload_quota_bytes(settings, uploads)
+    guard.upload_usage = usage = CachedSize(uploads)
+    guard.upload_ended = usage.forget
     router = create_router(engine, users, lambda: queue_depth(demo), lambda: guard.draining)
     # The default model loads in the background: the first request does not wait for it, and
     # /healthz knows at once whether it can load.
@@ -167,6 +173,45 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState, P
         "footer_links": ["api", "gradio", "settings"],
     }
     return demo, launch_kwargs, guard, outputs
+
+
+#: The share of the free disk (where Gradio keeps uploads) the upload quota takes when ``--upload-disk-mb`` is 0.
+UPLOAD_DISK_SHARE = 0.5
+
+
+def upload_quota_bytes(settings: Settings, folder: Path) -> int:
+    """``--upload-disk-mb``, or half the disk free now where Gradio keeps its uploads."""
+    if settings.upload_disk_mb:
+        return settings.upload_disk_mb << 20
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return int(shutil.disk_usage(probe).free * UPLOAD_DISK_SHARE)
+    except OSError:
+        return 0  # unknown: no quota (the per-request limit still holds)
+
+
+class CachedSize:
+    """``folder_bytes(folder)``, walked at most once a second (every upload asks), and again after ``forget``."""
+
+    def __init__(self, folder: Path, every_s: float = 1.0) -> None:
+        self.folder = folder
+        self.every_s = every_s
+        self._at = -math.inf
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self._lock:
+            if time.monotonic() - self._at >= self.every_s:
+                self._size = folder_bytes(self.folder)
+                self._at = time.monotonic()
+            return self._size
+
+    def forget(self) -> None:
+        with self._lock:
+            self._at = -math.inf
 
 
 #: Gradio's cache keeps each file in a folder named by the SHA-256 of its content or URL.
@@ -208,7 +253,7 @@ def leave_nothing_behind(outputs: Path, cache: Path, before: set[str]) -> int:
 #: were cut off (Gradio renames a finished upload into the cache); the folder may be shared
 #: with other Gradio apps, whose uploads in progress are younger.
 STRAY_UPLOAD_AGE_S = 600.0
-SWEEP_EVERY_S = 3600.0
+SWEEP_EVERY_S = 300.0
 #: After the last job is delivered, how long no request may arrive before the process exits
 #: (a client fetches its result file right after the result).
 DRAIN_QUIET_S = 1.0

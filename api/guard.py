@@ -15,6 +15,10 @@ with the REST routes). Per request, before the route reads anything:
   it, so nothing is spooled. The limit is ``max_upload_bytes`` (``max_batch_bytes`` on
   Gradio's upload route, where the page sends a gallery's files in one request) plus
   ``FRAMING_BYTES`` for the multipart framing and the form's text fields;
+- Gradio's upload route also has a disk quota across requests (``upload_quota_bytes``): what
+  its folder holds now, plus every upload body being received, may not pass it; an upload
+  that would is 507 at once (from its ``Content-Length``), or as soon as its streamed bytes
+  pass it, before they are written;
 - a body that stops arriving for ``read_timeout_s`` is answered 408; a client that hangs up
   mid-body, or is cut off, is ended inside the route by the multipart parser's own
   exception, so that Gradio's upload route deletes its temporary files instead of leaving
@@ -256,6 +260,13 @@ class GuardState:
     #: Requests in progress, the long-lived streams (``_STREAMS``) left out.
     active: int = 0
     page_secret: bytes = field(default_factory=lambda: secrets.token_bytes(16))
+    #: Disk Gradio's uploads may take, in all (0: no quota), what they take now, and the upload bodies
+    #: being received now.
+    upload_quota_bytes: int = 0
+    upload_usage: Callable[[], int] = lambda: 0
+    uploading: int = 0
+    #: Told when an upload has ended, so that ``upload_usage`` counts what it stored.
+    upload_ended: Callable[[], None] = lambda: None
 
     def page_token(self) -> str:
         return hmac.new(self.page_secret, b"page", "sha256").hexdigest()[:32]
@@ -305,9 +316,14 @@ class Guard:
         counted = not scope["path"].startswith(_STREAMS)
         if counted:
             self.state.active += 1
+        request: _Request | None = None
         try:
-            await _Request(self.state, scope, receive, send).run(self.app)
+            request = _Request(self.state, scope, receive, send)
+            await request.run(self.app)
         finally:
+            if request is not None and request.counted_upload:
+                self.state.upload_ended()  # its file is on disk now (or deleted): usage is read again
+                self.state.uploading -= request.counted_upload
             if counted:
                 self.state.active -= 1
 
@@ -328,6 +344,8 @@ class _Request:
         self.client = _client(scope)
         self.limit = state.upload_body_bytes if self.path == UPLOAD_PATH else state.max_body_bytes
         self.received = 0
+        self.quota_used = 0  # what the folder held when this upload began (when there is a quota)
+        self.counted_upload = 0  # of this body, in ``state.uploading``
         self.body_done = False
         self.started = False  # the response has started (ours or the route's)
         self.answered = False  # the guard answered; the route's answer is dropped
@@ -393,6 +411,12 @@ class _Request:
             return
         if self.headers.get("content-length") is None and "chunked" not in self.headers.get("transfer-encoding", ""):
             self.body_done = True  # no body (a GET, most often)
+        if self.path == UPLOAD_PATH and self.method == "POST" and state.upload_quota_bytes:
+            self.quota_used = state.upload_usage()
+            size = int(declared) if declared.strip().isdigit() else 0
+            if self._over_quota(size):
+                await self.answer(507, "insufficient_storage", self._quota_message())
+                return
         if self.method == "POST" and self.path.startswith(_GRADIO_JOB_PREFIXES) and self._internal_name():
             self.note("refused: an internal WebUI event called by name")
             await self.answer(403, "forbidden", "this event belongs to the WebUI page; use the named endpoints")
@@ -407,6 +431,22 @@ class _Request:
             if not self.answered:
                 raise
             # the route failed on a body the guard had cut off or answered for: logged once, above
+
+    def _over_quota(self, incoming: int) -> bool:
+        """Whether ``incoming`` more bytes would take Gradio's uploads past the disk quota."""
+        over = self.quota_used + self.state.uploading + incoming > self.state.upload_quota_bytes
+        if over:
+            self.note(
+                f"refused: uploads hold {self.quota_used:,} bytes and {self.state.uploading:,} are arriving; "
+                f"{incoming:,} more would pass the quota of {self.state.upload_quota_bytes:,}"
+            )
+        return over
+
+    def _quota_message(self) -> str:
+        return (
+            f"the server's disk quota for uploads ({self.state.upload_quota_bytes // 2**20:,} MiB) is full; "
+            "retry once earlier uploads have been processed"
+        )
 
     def _internal_name(self) -> bool:
         # /gradio_api/call/NAME, /gradio_api/call/v2/NAME, /gradio_api/run/NAME, /gradio_api/api/NAME
@@ -478,7 +518,14 @@ class _Request:
             self.scope[ANSWERED] = True
             self.note(f"the client hung up after {self.received:,} bytes of the body")
             raise MultiPartException("the client hung up")
-        self.received += len(message.get("body", b""))
+        chunk = len(message.get("body", b""))
+        self.received += chunk
+        if self.quota_used or (self.path == UPLOAD_PATH and self.state.upload_quota_bytes):
+            if self._over_quota(chunk):
+                await self.answer(507, "insufficient_storage", self._quota_message())
+                raise MultiPartException("the uploads' disk quota is full")
+            self.state.uploading += chunk
+            self.counted_upload += chunk
         if self.received > self.limit:
             self.note(f"refused: the body passed {self.limit:,} bytes")
             await self.answer(413, "image_too_large", self._too_large())

@@ -93,6 +93,11 @@ class Settings:
     max_batch_bytes: int = _setting(
         256 * 1024 * 1024, "Largest Gradio upload request, in bytes (the WebUI sends a gallery's files in one)."
     )
+    upload_disk_mb: int = _setting(
+        0,
+        "Disk all of Gradio's stored uploads may take together, MiB; an upload past it is refused with 507 "
+        "(0: half the disk free at start where Gradio keeps them).",
+    )
     max_pixels: int = _setting(40_000_000, "Largest accepted input, width x height (and at most 65,535 per side).")
     decode_budget_s: float = _setting(
         5.0, "CPU seconds one image may take to decode before it is refused as image_too_complex."
@@ -212,7 +217,7 @@ def _validate(s: Settings) -> None:
     for name in ("decode_budget_s",):
         if not getattr(s, name) > 0:
             raise SettingsError(f"--{name.replace('_', '-')}: must be more than 0")
-    for name in ("session_memory_mb", "shutdown_timeout_s", "memory_budget_mb"):
+    for name in ("session_memory_mb", "shutdown_timeout_s", "memory_budget_mb", "upload_disk_mb"):
         if getattr(s, name) < 0:
             raise SettingsError(f"--{name.replace('_', '-')}: must be 0 or more")
     if s.threads < 0:

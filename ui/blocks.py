@@ -56,6 +56,10 @@ from ui.page import SWATCHES
 from ui.urls import guard_url_inputs
 
 log = logging.getLogger(__name__)
+#: Gradio's cache (uploads, results) is pruned every 5 minutes of what is 15 minutes old: long past any
+#: job's wait in the bounded queue and a download after it; an hour let uploads fill the disk.
+CACHE_SWEEP_S = 300
+CACHE_AGE_S = 900
 IMAGE_HEIGHT = 380  # the input and result boxes on a desktop (CSS makes them shorter on a phone)
 
 
@@ -172,8 +176,9 @@ def build_ui(
     live_model = fast if fast in model_names else default_model
     warming = warming_up()
 
-    # Gradio 6: delete_cache prunes uploads and results older than an hour, every hour.
-    with gr.Blocks(title="Background removal", delete_cache=(3600, 3600)) as demo:
+    # Gradio 6: delete_cache prunes uploads and results older than CACHE_AGE_S, every CACHE_SWEEP_S:
+    # uploads count against the disk quota (--upload-disk-mb) until they go.
+    with gr.Blocks(title="Background removal", delete_cache=(CACHE_SWEEP_S, CACHE_AGE_S)) as demo:
         with gr.Row(elem_id="header", equal_height=True):
             gr.HTML(
                 '<div class="brand"><h1>Background removal</h1>'

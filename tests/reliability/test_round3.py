@@ -22,6 +22,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
+from base.files import folder_bytes
 from benchmark.server import ROOT, free_port
 from core.remote import URL_INPUT_OFF
 from tests.conftest import stop_server
@@ -226,3 +227,25 @@ def test_a_clean_stop_leaves_no_files(tmp_path: Path) -> None:
     assert sorted(files_under(running.temp) - NOT_OURS) == []
     left = [p for p in running.temp.rglob("*") if p.is_dir() and p != running.temp / "gradio"]
     assert left == [], left
+
+
+# --- a disk quota for uploads, across requests --------------------------------------------------------
+
+
+def test_uploads_have_a_disk_quota_across_requests(tmp_path: Path) -> None:
+    """4 x 32 MiB, then 8 x 31 MiB, left 376 MiB on disk in 5 s: each request was within its own limit."""
+    quota = 4 << 20
+    running = launch_isolated(tmp_path, *LIMIT_FLAGS, "--upload-disk-mb", "4", "--max-batch-bytes", "3000000")
+    statuses = []
+    try:
+        with httpx.Client(base_url=running.url, timeout=60) as http:
+            for n in range(6):
+                answer = http.post("/gradio_api/upload", files={"files": (f"{n}.png", os.urandom(1_500_000))})
+                statuses.append(answer.status_code)
+                if answer.status_code == 507:
+                    assert "quota" in answer.text, answer.text
+        stored = folder_bytes(running.temp / "gradio")
+    finally:
+        stop_server(running.server)
+    assert statuses[0] == 200 and 507 in statuses, statuses
+    assert stored <= quota, (stored, statuses)

@@ -13,10 +13,12 @@ loading Gradio and ``serve`` does not pay for Ray.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
 import math
+import os
 import re
 import shutil
 import signal
@@ -301,6 +303,44 @@ def drain(demo: gr.Blocks, guard: GuardState, timeout_s: float) -> bool:
     return False
 
 
+#: How long the server's loop gets to deliver the abandoned requests' answers.
+ABANDON_WAIT_S = 1.0
+
+
+def abandon_jobs(demo: gr.Blocks, guard: GuardState) -> int:
+    """After a drain that ran out of time: every request in progress gets a 503, every Gradio job an error.
+
+    The work goes on in its threads until the process exits; its clients are answered now,
+    on the server's own loop, instead of finding their connections dropped. How many were told.
+    """
+    from gradio.server_messages import ProcessCompletedMessage
+
+    from api.guard import ABANDONED, abandon
+
+    loop = guard.loop
+    if loop is None or loop.is_closed():
+        return 0
+
+    async def tell() -> int:
+        told = await abandon(guard)
+        queue = getattr(demo, "_queue", None)
+        if queue is not None:
+            running = [event for job in getattr(queue, "active_jobs", []) if job for event in job]
+            waiting = [e for q in getattr(queue, "event_queue_per_concurrency_id", {}).values() for e in q.queue]
+            for event in running + waiting:
+                message = ProcessCompletedMessage(output={"error": ABANDONED}, success=False, title="Error")
+                queue.send_message(event, message)
+                told += 1
+        await asyncio.sleep(0.2)  # the streams take the messages out before the server closes
+        return told
+
+    try:
+        return asyncio.run_coroutine_threadsafe(tell(), loop).result(ABANDON_WAIT_S + 1)
+    except Exception:  # a failure here must not stop the exit
+        log.exception("could not tell the clients of the jobs still running")
+        return 0
+
+
 @contextlib.contextmanager
 def uvicorn_options(**options: Any) -> Iterator[None]:
     """While Gradio's ``launch()`` runs, its ``uvicorn.Config`` gets ``options`` too.
@@ -362,8 +402,11 @@ def serve(argv: Sequence[str]) -> int:
         http=guarded_protocol(settings.read_timeout_s),
         timeout_keep_alive=5,
         h11_max_incomplete_event_size=16 * 1024,
+        # after a drain (which waits for the jobs), connections still open get this long to close
+        timeout_graceful_shutdown=1,
     ):
         demo.launch(prevent_thread_lock=True, **launch_kwargs)
+    abandoned = False
     try:
         while not stopping.wait(0.5):
             pass
@@ -371,12 +414,26 @@ def serve(argv: Sequence[str]) -> int:
         if drain(demo, guard, settings.shutdown_timeout_s):
             log.info("every job finished; closing")
         else:
-            log.warning("jobs still running after --shutdown-timeout-s %d; closing anyway", settings.shutdown_timeout_s)
+            abandoned = True
+            told = abandon_jobs(demo, guard)
+            log.warning(
+                "jobs still running after --shutdown-timeout-s %d; %d client(s) told to retry; closing",
+                settings.shutdown_timeout_s,
+                told,
+            )
     except KeyboardInterrupt:
+        abandoned = True
         log.warning("asked again: closing without waiting for the jobs still running")
     finally:
-        demo.close()
+        if not abandoned:
+            demo.close()
         leave_nothing_behind(outputs, uploads, cached_before)
+    if abandoned:
+        # The abandoned work still runs in pool threads, which closing the server and the interpreter's
+        # exit would both wait for (matting: seconds past the timeout, then a cancelled task's traceback).
+        # Its clients have their answers; the process ends now, and its sockets with it.
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 

@@ -267,6 +267,9 @@ class GuardState:
     uploading: int = 0
     #: Told when an upload has ended, so that ``upload_usage`` counts what it stored.
     upload_ended: Callable[[], None] = lambda: None
+    #: The requests in progress (streams left out), and the loop that serves them, for ``abandon``.
+    open: set[_Request] = field(default_factory=set)
+    loop: asyncio.AbstractEventLoop | None = None
 
     def page_token(self) -> str:
         return hmac.new(self.page_secret, b"page", "sha256").hexdigest()[:32]
@@ -317,10 +320,15 @@ class Guard:
         if counted:
             self.state.active += 1
         request: _Request | None = None
+        self.state.loop = self.state.loop or asyncio.get_running_loop()
         try:
             request = _Request(self.state, scope, receive, send)
+            if counted:
+                self.state.open.add(request)
             await request.run(self.app)
         finally:
+            if request is not None:
+                self.state.open.discard(request)
             if request is not None and request.counted_upload:
                 self.state.upload_ended()  # its file is on disk now (or deleted): usage is read again
                 self.state.uploading -= request.counted_upload
@@ -547,6 +555,26 @@ class _Request:
                 cookie = f"{PAGE_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
                 message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie.encode("latin-1"))]
         await self.send(message)
+
+
+#: What a request still running when the shutdown timeout ends is told.
+ABANDONED = "the server is shutting down before this request could finish; send it again shortly"
+
+
+async def abandon(state: GuardState) -> int:
+    """Answer 503 now to every request in progress whose answer has not begun; how many.
+
+    For the end of a drain that ran out of time: the work itself cannot be stopped (it runs
+    in a thread), but its client gets a clean answer instead of a dropped connection, and
+    the route's own answer, should it come, is dropped.
+    """
+    told = 0
+    for request in list(state.open):
+        if not request.started and not request.answered:
+            request.note("abandoned: the shutdown timeout ran out")
+            await request.answer(503, "shutting_down", ABANDONED, {"Retry-After": "5"})
+            told += 1
+    return told
 
 
 def guarded_protocol(read_timeout_s: float) -> type[H11Protocol]:

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +27,7 @@ from base.files import folder_bytes
 from benchmark.server import ROOT, free_port
 from core.remote import URL_INPUT_OFF
 from tests.conftest import stop_server
-from tests.reliability.catalogue import GOOD_PNG, LIMIT_FLAGS
+from tests.reliability.catalogue import GOOD_PNG, LIMIT_FLAGS, photo_jpeg
 from tests.reliability.common import IsolatedServer, files_under, launch_isolated
 
 pytestmark = [pytest.mark.reliability, pytest.mark.model]
@@ -249,3 +250,38 @@ def test_uploads_have_a_disk_quota_across_requests(tmp_path: Path) -> None:
         stop_server(running.server)
     assert statuses[0] == 200 and 507 in statuses, statuses
     assert stored <= quota, (stored, statuses)
+
+
+# --- shutdown within its timeout, every client answered ---------------------------------------------
+
+
+def test_jobs_that_cannot_finish_in_the_shutdown_timeout_get_a_clean_503(tmp_path: Path) -> None:
+    """With --shutdown-timeout-s 5 and matting in flight, the process ran to 11.6 s and dropped two requests."""
+    running = launch_isolated(tmp_path, *LIMIT_FLAGS, "--shutdown-timeout-s", "2")
+    photo = photo_jpeg((1000, 1000))
+    answers: list[tuple[int, str]] = []
+
+    def matte() -> None:
+        # matting runs one at a time: four of them outlast the 2 s timeout whatever the machine
+        try:
+            with httpx.Client(base_url=running.url, timeout=120) as http:
+                answer = http.post("/api/remove", files={"file": ("m.jpg", photo)}, data={"a": "true"})
+            code = "" if answer.status_code == 200 else answer.json()["error"]["code"]
+            answers.append((answer.status_code, code))
+        except httpx.HTTPError as exc:
+            answers.append((0, type(exc).__name__))
+
+    threads = [threading.Thread(target=matte) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    with httpx.Client(base_url=running.url, timeout=30) as http:
+        while http.get("/healthz").json()["queue"]["rest_in_flight"] < 4:
+            time.sleep(0.05)
+    running.server.process.terminate()
+    for thread in threads:
+        thread.join(120)
+    running.server.process.wait(60)
+    assert running.server.process.returncode == 0, running.server.log()[-2000:]
+    assert all(answer in ((200, ""), (503, "shutting_down")) for answer in answers), answers
+    assert (503, "shutting_down") in answers, answers
+    assert "told to retry" in running.server.log()

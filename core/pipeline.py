@@ -147,7 +147,12 @@ class Engine:
         """
         opts = (options or RemovalOptions()).validated()
         session = self._session(opts)
-        with self.budget.hold(request_cost(images, opts, self.settings.matting_max_pixels)):
+        cost = request_cost(images, opts, self.settings.matting_max_pixels)
+        if cost > self.budget.total and len(images) > 1:
+            # more than the budget together, but maybe not apart: halves, each held on its own
+            half = len(images) // 2
+            return self.remove_many(images[:half], opts) + self.remove_many(images[half:], opts)
+        with self.budget.hold(cost):
             return self._remove_many(images, opts, session)
 
     def _remove_many(

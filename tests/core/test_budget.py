@@ -69,3 +69,11 @@ def test_the_engine_refuses_what_its_budget_can_never_hold() -> None:
     with pytest.raises(ImageTooComplex, match="memory budget"):
         engine.remove(image, RemovalOptions(provider="cpu"))
     assert engine.budget.summary()["admitted_mb"] == 0
+
+
+def test_a_batch_over_the_budget_runs_in_parts_that_fit() -> None:
+    settings = load_settings(["--memory-budget-mb", "40", "--default-model", "u2netp", "--no-fetch-missing"])
+    engine = Engine(settings)
+    image = png_bytes(Image.new("RGB", (1000, 1000), (200, 100, 50)))  # about 15 MiB each: two fit, four do not
+    results = engine.remove_many([image] * 4, RemovalOptions(provider="cpu"))
+    assert [r.image.size for r in results] == [(1000, 1000)] * 4  # type: ignore[union-attr]

@@ -411,7 +411,7 @@ def _round3_cases() -> list[Case]:
             error=InvalidImage,
             limits="shipped",
         ),
-        Case("jpeg-sof3-whole-1000x1000", jpeg_kind(0xC3, side, side), "l.jpg", size=(side, side)),
+        Case("jpeg-sof3-whole-1000x1000", jpeg_kind(0xC3, side, side), "l.jpg", size=(side, side), budget_s=3),
     ]
 
 

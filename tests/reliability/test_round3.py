@@ -240,6 +240,8 @@ def test_uploads_have_a_disk_quota_across_requests(tmp_path: Path) -> None:
     statuses = []
     try:
         with httpx.Client(base_url=running.url, timeout=60) as http:
+            memory = http.get("/healthz").json()["memory"]  # the budget, derived from what is available
+            assert memory["budget_mb"] > 0 and memory["admitted_mb"] == 0, memory
             for n in range(6):
                 answer = http.post("/gradio_api/upload", files={"files": (f"{n}.png", os.urandom(1_500_000))})
                 statuses.append(answer.status_code)

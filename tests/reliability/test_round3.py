@@ -287,3 +287,30 @@ def test_jobs_that_cannot_finish_in_the_shutdown_timeout_get_a_clean_503(tmp_pat
     assert all(answer in ((200, ""), (503, "shutting_down")) for answer in answers), answers
     assert (503, "shutting_down") in answers, answers
     assert "told to retry" in running.server.log()
+
+
+def test_gradio_jobs_that_cannot_finish_in_the_shutdown_timeout_get_an_error(tmp_path: Path) -> None:
+    """The Gradio side of the same: a job running or queued at the timeout ends with an error message."""
+    running = launch_isolated(tmp_path, *LIMIT_FLAGS, "--shutdown-timeout-s", "2")
+    photo = tmp_path / "m.jpg"
+    photo.write_bytes(photo_jpeg((1000, 1000)))
+    client = Client(running.url, verbose=False, download_files=tmp_path / "dl", analytics_enabled=False)
+    jobs = [
+        client.submit(handle_file(str(photo)), model="u2netp", alpha_matting=True, api_name="/remove_background")
+        for _ in range(3)
+    ]
+    with httpx.Client(base_url=running.url, timeout=30) as http:
+        while http.get("/healthz").json()["queue"]["gradio_pending"] < 2:  # one runs, the others wait
+            time.sleep(0.05)
+    running.server.process.terminate()
+    outcomes = []
+    for job in jobs:
+        try:
+            job.result(timeout=120)
+            outcomes.append("done")
+        except Exception as exc:  # noqa: BLE001 - the client raises its own kinds; the message is the point
+            outcomes.append(str(exc))
+    running.server.process.wait(60)
+    assert running.server.process.returncode == 0, running.server.log()[-2000:]
+    assert any("shutting down" in outcome for outcome in outcomes), outcomes
+    assert all(outcome == "done" or "shutting down" in outcome for outcome in outcomes), outcomes

@@ -13,11 +13,17 @@ loading Gradio and ``serve`` does not pay for Ray.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
+import math
+import os
+import re
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -26,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 from base.edges import ExitCode
 from base.errors import InvalidOption, RemovalError
-from base.files import atomic_write
+from base.files import atomic_write, folder_bytes
 from base.memory import return_large_frees
-from base.settings import Settings, SettingsError, auth_users, build_parser, load_settings
+from base.settings import Settings, SettingsError, auth_users, build_parser, load_settings, quiet_gradio
 from core import Engine
 from core.formats import format_for_suffix
 from core.options import add_option_arguments, options_from_args
@@ -38,6 +44,7 @@ if TYPE_CHECKING:
 
     from api.guard import GuardState
 
+quiet_gradio()  # before Gradio is imported (in create and serve): no analytics
 log = logging.getLogger("app")
 
 
@@ -109,18 +116,21 @@ def pending_jobs(demo: gr.Blocks) -> int:
     return queue_depth(demo) + running + undelivered
 
 
-def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState]:
+def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState, Path]:
     """The WebUI, the Gradio API and the REST API on one engine: the Blocks (queued), ``launch()``'s
-    arguments and the state of the guard every request passes (``api.guard``).
+    arguments, the state of the guard every request passes (``api.guard``) and the folder of
+    the WebUI's results (removed after a clean stop).
 
     The REST routes and the guard are handed to Gradio's own FastAPI app (``app_kwargs``) so
     that ``launch()`` keeps working with ``--share``; Gradio's queue is bounded and closed
     to direct REST calls (``api_open=False``), so every Gradio call goes through it.
     """
     import gradio as gr
+    import gradio.utils
+    from fastapi.exceptions import RequestValidationError
     from starlette.middleware import Middleware
 
-    from api.guard import Guard, guard_state, internal_events
+    from api.guard import Guard, guard_state, internal_events, validation_failed
     from api.rest import create_router
     from core.imaging import ALPHA_MATTING_WARMUP
     from ui import build_ui, page
@@ -128,10 +138,12 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState]:
 
     engine = Engine(settings)
     users = auth_users(settings.auth)
+    uploads = Path(gradio.utils.get_upload_folder())
     # Alpha matting compiles on first use; warming it now, beside serving, spares the first user the wait.
     ALPHA_MATTING_WARMUP.start()
     activity = Activity(waiting=lambda lane: queue_depth(demo, lane))
-    demo = build_ui(settings, engine, activity=activity)
+    outputs = Path(tempfile.mkdtemp(prefix="rembg-webui-"))
+    demo = build_ui(settings, engine, outputs, activity=activity)
     demo.queue(max_size=settings.queue_size, api_open=False, default_concurrency_limit=1)
     guard = guard_state(
         users, settings.max_upload_bytes, settings.max_batch_bytes, settings.read_timeout_s, settings.max_failed_logins
@@ -139,6 +151,9 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState]:
     guard.internal_fns, guard.internal_names = internal_events(
         (fn._id, fn.api_name, fn.api_visibility) for fn in demo.fns.values()
     )
+    guard.upload_quota_bytes = upload_quota_bytes(settings, uploads)
+    guard.upload_usage = usage = CachedSize(uploads)
+    guard.upload_ended = usage.forget
     router = create_router(engine, users, lambda: queue_depth(demo), lambda: guard.draining)
     # The default model loads in the background: the first request does not wait for it, and
     # /healthz knows at once whether it can load.
@@ -156,17 +171,95 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState]:
         "i18n": page.I18N,
         "quiet": True,  # Gradio's start-up lines name launch()'s arguments; serve() logs this app's own
         "show_error": True,  # gr.Error messages only: handlers never let other exceptions through
-        "app_kwargs": {"routes": router.routes, "middleware": [Middleware(Guard, state=guard)]},
+        "app_kwargs": {
+            "routes": router.routes,
+            "middleware": [Middleware(Guard, state=guard)],
+            "exception_handlers": {RequestValidationError: validation_failed},
+        },
         "footer_links": ["api", "gradio", "settings"],
     }
-    return demo, launch_kwargs, guard
+    return demo, launch_kwargs, guard, outputs
+
+
+#: The share of the free disk (where Gradio keeps uploads) the upload quota takes when ``--upload-disk-mb`` is 0.
+UPLOAD_DISK_SHARE = 0.5
+
+
+def upload_quota_bytes(settings: Settings, folder: Path) -> int:
+    """``--upload-disk-mb``, or half the disk free now where Gradio keeps its uploads."""
+    if settings.upload_disk_mb:
+        return settings.upload_disk_mb << 20
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return int(shutil.disk_usage(probe).free * UPLOAD_DISK_SHARE)
+    except OSError:
+        return 0  # unknown: no quota (the per-request limit still holds)
+
+
+class CachedSize:
+    """``folder_bytes(folder)``, walked at most once a second (every upload asks), and again after ``forget``."""
+
+    def __init__(self, folder: Path, every_s: float = 1.0) -> None:
+        self.folder = folder
+        self.every_s = every_s
+        self._at = -math.inf
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self._lock:
+            if time.monotonic() - self._at >= self.every_s:
+                self._size = folder_bytes(self.folder)
+                self._at = time.monotonic()
+            return self._size
+
+    def forget(self) -> None:
+        with self._lock:
+            self._at = -math.inf
+
+
+#: Gradio's cache keeps each file in a folder named by the SHA-256 of its content or URL.
+_CACHE_ENTRY = re.compile(r"[0-9a-f]{64}")
+
+
+def cache_entries(folder: Path) -> set[str]:
+    """The names in Gradio's cache folder now (taken before serving, so that a stop knows what it added)."""
+    try:
+        return {p.name for p in folder.iterdir()}
+    except OSError:
+        return set()
+
+
+def leave_nothing_behind(outputs: Path, cache: Path, before: set[str]) -> int:
+    """After a clean stop: remove the results folder, and what this process added to Gradio's cache.
+
+    Gradio deletes most of its cache at close, but not the example photos it cached at start
+    nor the files MCP decoded from base64 (``file.png``); the results folder is ours and
+    outlived the process (35 files, 13.8 MB after a load run). Only the content-addressed
+    folders that were not there at start go, so another Gradio app's files stay (a folder
+    shared while both run, with the same content, is the one that could be lost). How many went.
+    """
+    gone = 0
+    for name in sorted(cache_entries(cache) - before):
+        path = cache / name
+        if _CACHE_ENTRY.fullmatch(name) or (name == "vibe_edit_history" and not any(path.iterdir())):
+            shutil.rmtree(path, ignore_errors=True)
+            gone += 1
+    if outputs.exists():
+        shutil.rmtree(outputs, ignore_errors=True)
+        gone += 1
+    if gone:
+        log.info("removed the results folder and %d folder(s) this run added to Gradio's cache", gone - 1)
+    return gone
 
 
 #: Loose ``tmp*`` files in Gradio's upload folder not written for this long are uploads that
 #: were cut off (Gradio renames a finished upload into the cache); the folder may be shared
 #: with other Gradio apps, whose uploads in progress are younger.
 STRAY_UPLOAD_AGE_S = 600.0
-SWEEP_EVERY_S = 3600.0
+SWEEP_EVERY_S = 300.0
 #: After the last job is delivered, how long no request may arrive before the process exits
 #: (a client fetches its result file right after the result).
 DRAIN_QUIET_S = 1.0
@@ -214,6 +307,44 @@ def drain(demo: gr.Blocks, guard: GuardState, timeout_s: float) -> bool:
     return False
 
 
+#: How long the server's loop gets to deliver the abandoned requests' answers.
+ABANDON_WAIT_S = 1.0
+
+
+def abandon_jobs(demo: gr.Blocks, guard: GuardState) -> int:
+    """After a drain that ran out of time: every request in progress gets a 503, every Gradio job an error.
+
+    The work goes on in its threads until the process exits; its clients are answered now,
+    on the server's own loop, instead of finding their connections dropped. How many were told.
+    """
+    from gradio.server_messages import ProcessCompletedMessage
+
+    from api.guard import ABANDONED, abandon
+
+    loop = guard.loop
+    if loop is None or loop.is_closed():
+        return 0
+
+    async def tell() -> int:
+        told = await abandon(guard)
+        queue = getattr(demo, "_queue", None)
+        if queue is not None:
+            running = [event for job in getattr(queue, "active_jobs", []) if job for event in job]
+            waiting = [e for q in getattr(queue, "event_queue_per_concurrency_id", {}).values() for e in q.queue]
+            for event in running + waiting:
+                message = ProcessCompletedMessage(output={"error": ABANDONED}, success=False, title="Error")
+                queue.send_message(event, message)
+                told += 1
+        await asyncio.sleep(0.2)  # the streams take the messages out before the server closes
+        return told
+
+    try:
+        return asyncio.run_coroutine_threadsafe(tell(), loop).result(ABANDON_WAIT_S + 1)
+    except Exception:  # a failure here must not stop the exit
+        log.exception("could not tell the clients of the jobs still running")
+        return 0
+
+
 @contextlib.contextmanager
 def uvicorn_options(**options: Any) -> Iterator[None]:
     """While Gradio's ``launch()`` runs, its ``uvicorn.Config`` gets ``options`` too.
@@ -247,7 +378,9 @@ def serve(argv: Sequence[str]) -> int:
 
     settings = load_settings(argv, parser=build_parser(description=__doc__.split("\n\n")[0]))
     configure_process(settings)
-    demo, launch_kwargs, guard = create(settings)
+    uploads = Path(gradio.utils.get_upload_folder())
+    cached_before = cache_entries(uploads)  # before the Blocks cache their example photos
+    demo, launch_kwargs, guard, outputs = create(settings)
     if settings.share and not settings.auth:
         log.warning("--share without --auth: anyone with the public link can use this machine")
     log.info(
@@ -256,7 +389,6 @@ def serve(argv: Sequence[str]) -> int:
         settings.port,
         "" if settings.share else "; add --share for a public link",
     )
-    uploads = Path(gradio.utils.get_upload_folder())
     sweep_stray_uploads(uploads)
     stopping = threading.Event()
     threading.Thread(target=_sweep_forever, args=(uploads, stopping), name="sweep", daemon=True).start()
@@ -276,8 +408,11 @@ def serve(argv: Sequence[str]) -> int:
         http=guarded_protocol(settings.read_timeout_s),
         timeout_keep_alive=5,
         h11_max_incomplete_event_size=16 * 1024,
+        # after a drain (which waits for the jobs), connections still open get this long to close
+        timeout_graceful_shutdown=1,
     ):
         demo.launch(prevent_thread_lock=True, **launch_kwargs)
+    abandoned = False
     try:
         while not stopping.wait(0.5):
             pass
@@ -285,11 +420,26 @@ def serve(argv: Sequence[str]) -> int:
         if drain(demo, guard, settings.shutdown_timeout_s):
             log.info("every job finished; closing")
         else:
-            log.warning("jobs still running after --shutdown-timeout-s %d; closing anyway", settings.shutdown_timeout_s)
+            abandoned = True
+            told = abandon_jobs(demo, guard)
+            log.warning(
+                "jobs still running after --shutdown-timeout-s %d; %d client(s) told to retry; closing",
+                settings.shutdown_timeout_s,
+                told,
+            )
     except KeyboardInterrupt:
+        abandoned = True
         log.warning("asked again: closing without waiting for the jobs still running")
     finally:
-        demo.close()
+        if not abandoned:
+            demo.close()
+        leave_nothing_behind(outputs, uploads, cached_before)
+    if abandoned:
+        # The abandoned work still runs in pool threads, which closing the server and the interpreter's
+        # exit would both wait for (matting: seconds past the timeout, then a cancelled task's traceback).
+        # Its clients have their answers; the process ends now, and its sockets with it.
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 

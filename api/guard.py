@@ -5,8 +5,9 @@ with the REST routes). Per request, before the route reads anything:
 
 - shutting down (``GuardState.draining``): new work is refused with 503, while running
   jobs, their result streams and downloads go on;
-- ``/api/remove`` and the API description (``/openapi.json``, ``/docs``, ``/redoc``) check
-  HTTP Basic credentials first, when a login is set; failed logins, there and on Gradio's
+- ``/api/remove``, the API description (``/openapi.json``, ``/docs``, ``/redoc``) and every
+  MCP route (``/gradio_api/mcp/...``: its ``initialize``, ``tools/list`` and schema showed
+  the tools to anyone) check HTTP Basic credentials first, when a login is set; failed logins, there and on Gradio's
   ``/login``, are counted per client address (``LoginLimiter``) and refused with 429 past
   the limit;
 - ``Content-Length`` over the route's limit is 413 at once; a body without one is counted
@@ -14,6 +15,10 @@ with the REST routes). Per request, before the route reads anything:
   it, so nothing is spooled. The limit is ``max_upload_bytes`` (``max_batch_bytes`` on
   Gradio's upload route, where the page sends a gallery's files in one request) plus
   ``FRAMING_BYTES`` for the multipart framing and the form's text fields;
+- Gradio's upload route also has a disk quota across requests (``upload_quota_bytes``): what
+  its folder holds now, plus every upload body being received, may not pass it; an upload
+  that would is 507 at once (from its ``Content-Length``), or as soon as its streamed bytes
+  pass it, before they are written;
 - a body that stops arriving for ``read_timeout_s`` is answered 408; a client that hangs up
   mid-body, or is cut off, is ended inside the route by the multipart parser's own
   exception, so that Gradio's upload route deletes its temporary files instead of leaving
@@ -25,6 +30,12 @@ with the REST routes). Per request, before the route reads anything:
   open to every client. A script can still load the page first, as a browser does; what
   the cookie stops is calling the WebUI's heavy handlers blind, by number, from
   ``gradio_client``.
+
+FastAPI's own validation failures (a body that does not fit a route's model) are answered
+by ``validation_failed``: 422 in the one error shape, naming the fields but never echoing
+the values (FastAPI's handler echoes them, and fails with a 500 on a number out of JSON's
+range such as ``1e999999``). The guard's answers on Gradio's routes carry the one error
+shape too, with ``detail`` beside it, which is where Gradio's clients look.
 
 Each refusal is one log line with the request's id (``X-Request-Id``). ``guarded_protocol``
 adds what an ASGI app cannot see: a client must send a request's headers within
@@ -39,6 +50,7 @@ import binascii
 import hmac
 import json
 import logging
+import math
 import secrets
 import threading
 import time
@@ -48,11 +60,13 @@ from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
 
+from fastapi.exceptions import RequestValidationError
 from starlette.formparsers import MultiPartException
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from base.edges import error_body, request_id
+from base.edges import cut, error_body, quote, request_id
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +86,7 @@ PAGE_COOKIE = "rembg-page"
 UPLOAD_PATH = "/gradio_api/upload"
 DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 LOGIN_PATHS = frozenset({"/login", "/login/"})
+MCP_PREFIX = "/gradio_api/mcp"
 #: Gradio's routes that start a job by name or number.
 _GRADIO_JOB_PREFIXES = ("/gradio_api/call/", "/gradio_api/run/", "/gradio_api/api/")
 #: Long-lived streams that end by themselves once their events are done; a drain waits for the
@@ -83,10 +98,95 @@ _STREAMS = (
     "/gradio_api/dev/",
     "/gradio_api/mcp/",
 )
+#: Deepest nesting of arrays and objects accepted in a body the guard parses. Gradio's own values
+#: (an image editor's layers, a gallery of captioned files) nest about six deep; Python's parser
+#: fails past its recursion limit (``[`` x 5000 raised RecursionError: a 500).
+MAX_JSON_DEPTH = 64
 #: Failed logins are counted over this window.
 LOGIN_WINDOW_S = 60.0
 #: Addresses remembered at most (oldest forgotten first), so that the limiter's memory is bounded.
 _MAX_ADDRESSES = 10_000
+
+
+class BadBody(ValueError):
+    """A body the guard refuses to pass on: ``status`` and the one error shape's ``code``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def json_depth(value: Any) -> int:
+    """How deeply arrays and objects nest in a parsed JSON value (0 for a scalar); iterative."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """``body`` as a JSON object nested at most ``MAX_JSON_DEPTH`` deep, else ``BadBody`` (400)."""
+    try:
+        parsed = json.loads(body)
+    except RecursionError:
+        parsed = None  # deeper than Python's parser goes: deeper than ours too
+        depth = MAX_JSON_DEPTH + 1
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+        raise BadBody(400, "invalid_request", f"the body is not JSON ({cut(exc)})") from None
+    else:
+        depth = json_depth(parsed)
+    if depth > MAX_JSON_DEPTH:
+        raise BadBody(400, "invalid_request", f"the body nests more than {MAX_JSON_DEPTH} levels deep")
+    if not isinstance(parsed, dict):
+        raise BadBody(400, "invalid_request", "the body must be a JSON object")
+    return parsed
+
+
+def normalised_fn_index(value: Any) -> int | None:
+    """``fn_index`` as the integer Gradio's validator would make of it, or ``BadBody`` (422).
+
+    The validator is lax: it takes ``"19"``, ``" 19 "``, ``19.0`` and ``true``. Whatever it
+    would take as a number is taken here as that number, so the private-event check sees it.
+    """
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    number: float | None = None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number) or not number.is_integer():
+        raise BadBody(422, "invalid_request", f"fn_index must be a whole number, not {quote(value)}")
+    return int(number)
+
+
+async def validation_failed(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's ``RequestValidationError`` as 422 in the one error shape, naming fields, never values."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    said = "; ".join(
+        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', 'invalid')}" for error in errors[:5]
+    )
+    message = cut(f"the request does not fit the route ({said or 'invalid'})", 300)
+    rid = request.scope.get(REQUEST_ID, "")
+    log.info("request %s: %s %s: refused: %s", rid, request.method, request.url.path, message)
+    headers = {"X-Request-Id": rid} if rid else None
+    return JSONResponse({**error_body("invalid_request", message), "detail": message}, 422, headers)
 
 
 class LoginLimiter:
@@ -160,6 +260,16 @@ class GuardState:
     #: Requests in progress, the long-lived streams (``_STREAMS``) left out.
     active: int = 0
     page_secret: bytes = field(default_factory=lambda: secrets.token_bytes(16))
+    #: Disk Gradio's uploads may take, in all (0: no quota), what they take now, and the upload bodies
+    #: being received now.
+    upload_quota_bytes: int = 0
+    upload_usage: Callable[[], int] = lambda: 0
+    uploading: int = 0
+    #: Told when an upload has ended, so that ``upload_usage`` counts what it stored.
+    upload_ended: Callable[[], None] = lambda: None
+    #: The requests in progress (streams left out), and the loop that serves them, for ``abandon``.
+    open: set[_Request] = field(default_factory=set)
+    loop: asyncio.AbstractEventLoop | None = None
 
     def page_token(self) -> str:
         return hmac.new(self.page_secret, b"page", "sha256").hexdigest()[:32]
@@ -209,9 +319,19 @@ class Guard:
         counted = not scope["path"].startswith(_STREAMS)
         if counted:
             self.state.active += 1
+        request: _Request | None = None
+        self.state.loop = self.state.loop or asyncio.get_running_loop()
         try:
-            await _Request(self.state, scope, receive, send).run(self.app)
+            request = _Request(self.state, scope, receive, send)
+            if counted:
+                self.state.open.add(request)
+            await request.run(self.app)
         finally:
+            if request is not None:
+                self.state.open.discard(request)
+            if request is not None and request.counted_upload:
+                self.state.upload_ended()  # its file is on disk now (or deleted): usage is read again
+                self.state.uploading -= request.counted_upload
             if counted:
                 self.state.active -= 1
 
@@ -232,6 +352,8 @@ class _Request:
         self.client = _client(scope)
         self.limit = state.upload_body_bytes if self.path == UPLOAD_PATH else state.max_body_bytes
         self.received = 0
+        self.quota_used = 0  # what the folder held when this upload began (when there is a quota)
+        self.counted_upload = 0  # of this body, in ``state.uploading``
         self.body_done = False
         self.started = False  # the response has started (ours or the route's)
         self.answered = False  # the guard answered; the route's answer is dropped
@@ -249,8 +371,8 @@ class _Request:
             response = JSONResponse(error_body(code, message), status, headers)
         elif self.path == UPLOAD_PATH:
             response = PlainTextResponse(message, status, headers)
-        else:
-            response = JSONResponse({"detail": message}, status, headers)
+        else:  # Gradio's clients read ``detail``
+            response = JSONResponse({**error_body(code, message), "detail": message}, status, headers)
         self.answered = True
         self.scope[ANSWERED] = True
         if not self.started:
@@ -265,7 +387,9 @@ class _Request:
             self.note("refused: shutting down")
             await self.answer(503, "shutting_down", "the server is shutting down; retry shortly", {"Retry-After": "5"})
             return
-        protected = bool(state.auth.users) and (self.path == "/api/remove" or self.path in DOCS_PATHS)
+        protected = bool(state.auth.users) and (
+            self.path == "/api/remove" or self.path in DOCS_PATHS or self.path.startswith(MCP_PREFIX)
+        )
         login = self.path in LOGIN_PATHS and self.method == "POST"
         if protected or login:
             wait = state.logins.retry_after(self.client)
@@ -297,6 +421,12 @@ class _Request:
             return
         if self.headers.get("content-length") is None and "chunked" not in self.headers.get("transfer-encoding", ""):
             self.body_done = True  # no body (a GET, most often)
+        if self.path == UPLOAD_PATH and self.method == "POST" and state.upload_quota_bytes:
+            self.quota_used = state.upload_usage()
+            size = int(declared) if declared.strip().isdigit() else 0
+            if self._over_quota(size):
+                await self.answer(507, "insufficient_storage", self._quota_message())
+                return
         if self.method == "POST" and self.path.startswith(_GRADIO_JOB_PREFIXES) and self._internal_name():
             self.note("refused: an internal WebUI event called by name")
             await self.answer(403, "forbidden", "this event belongs to the WebUI page; use the named endpoints")
@@ -311,6 +441,22 @@ class _Request:
             if not self.answered:
                 raise
             # the route failed on a body the guard had cut off or answered for: logged once, above
+
+    def _over_quota(self, incoming: int) -> bool:
+        """Whether ``incoming`` more bytes would take Gradio's uploads past the disk quota."""
+        over = self.quota_used + self.state.uploading + incoming > self.state.upload_quota_bytes
+        if over:
+            self.note(
+                f"refused: uploads hold {self.quota_used:,} bytes and {self.state.uploading:,} are arriving; "
+                f"{incoming:,} more would pass the quota of {self.state.upload_quota_bytes:,}"
+            )
+        return over
+
+    def _quota_message(self) -> str:
+        return (
+            f"the server's disk quota for uploads ({self.state.upload_quota_bytes // 2**20:,} MiB) is full; "
+            "retry once earlier uploads have been processed"
+        )
 
     def _internal_name(self) -> bool:
         # /gradio_api/call/NAME, /gradio_api/call/v2/NAME, /gradio_api/run/NAME, /gradio_api/api/NAME
@@ -336,9 +482,17 @@ class _Request:
                 break
         body = b"".join(chunks)
         try:
-            fn_index = json.loads(body).get("fn_index")
-        except (ValueError, AttributeError):
-            fn_index = None
+            parsed = parse_json_object(body)
+            raw = parsed.get("fn_index")
+            fn_index = normalised_fn_index(raw)
+        except BadBody as exc:
+            self.note(f"refused: {exc.message}")
+            await self.answer(exc.status, exc.code, exc.message)
+            return None
+        if fn_index is not raw:
+            # written back as the integer checked, so that Gradio runs the event the check saw
+            parsed["fn_index"] = fn_index
+            body = json.dumps(parsed).encode()
         if fn_index in self.state.internal_fns and not self.state.is_page(self.headers):
             self.note(f"refused: internal event {fn_index} called without the page")
             await self.answer(403, "forbidden", "this event belongs to the WebUI page; use the named endpoints")
@@ -374,7 +528,14 @@ class _Request:
             self.scope[ANSWERED] = True
             self.note(f"the client hung up after {self.received:,} bytes of the body")
             raise MultiPartException("the client hung up")
-        self.received += len(message.get("body", b""))
+        chunk = len(message.get("body", b""))
+        self.received += chunk
+        if self.quota_used or (self.path == UPLOAD_PATH and self.state.upload_quota_bytes):
+            if self._over_quota(chunk):
+                await self.answer(507, "insufficient_storage", self._quota_message())
+                raise MultiPartException("the uploads' disk quota is full")
+            self.state.uploading += chunk
+            self.counted_upload += chunk
         if self.received > self.limit:
             self.note(f"refused: the body passed {self.limit:,} bytes")
             await self.answer(413, "image_too_large", self._too_large())
@@ -396,6 +557,26 @@ class _Request:
                 cookie = f"{PAGE_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
                 message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie.encode("latin-1"))]
         await self.send(message)
+
+
+#: What a request still running when the shutdown timeout ends is told.
+ABANDONED = "the server is shutting down before this request could finish; send it again shortly"
+
+
+async def abandon(state: GuardState) -> int:
+    """Answer 503 now to every request in progress whose answer has not begun; how many.
+
+    For the end of a drain that ran out of time: the work itself cannot be stopped (it runs
+    in a thread), but its client gets a clean answer instead of a dropped connection, and
+    the route's own answer, should it come, is dropped.
+    """
+    told = 0
+    for request in list(state.open):
+        if not request.started and not request.answered:
+            request.note("abandoned: the shutdown timeout ran out")
+            await request.answer(503, "shutting_down", ABANDONED, {"Retry-After": "5"})
+            told += 1
+    return told
 
 
 def guarded_protocol(read_timeout_s: float) -> type[H11Protocol]:

@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
@@ -41,8 +41,10 @@ from core import (
 from core.catalog import model_facts
 from core.formats import FORMATS
 from core.options import OPTIONS, kind_of, rest_name
-from core.remote import fetch_url
+from core.remote import URL_INPUT_OFF, fetch_url
 
+#: URL fetches that may wait on their hosts at once (``RestState.fetches``); more are 503 at once.
+URL_FETCHES = 8
 log = logging.getLogger(__name__)
 #: The image types an answer may carry, for the OpenAPI description.
 IMAGE_CONTENT: dict[str, dict[str, Any]] = {f.media_type: {} for f in FORMATS.values()}
@@ -118,6 +120,13 @@ def with_parameters(fn: Callable[..., Any], params: list[inspect.Parameter]) -> 
     return fn
 
 
+class Busy(RemovalError):
+    """Every URL-fetch slot is taken."""
+
+    code = "busy"
+    http_status = 503
+
+
 class MissingFile(RemovalError):
     """A multipart request without its ``file`` field."""
 
@@ -135,6 +144,9 @@ class RestState:
     in_flight: threading.BoundedSemaphore
     #: Requests inside ``serve`` now (``/healthz`` reports it).
     in_flight_count: int = 0
+    #: URL fetches at once: they wait on other hosts outside the in-flight bound, so they have their
+    #: own, below the thread pool's 40 threads that every REST request runs its removal in.
+    fetches: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(URL_FETCHES))
 
     @property
     def settings(self) -> Settings:
@@ -157,14 +169,23 @@ async def read_upload(state: RestState, upload: UploadFile | None, missing: str)
 async def serve(
     state: RestState, request: Request, read: Callable[[], Awaitable[bytes]], fields: dict[str, Any]
 ) -> Response:
-    """Auth, the in-flight bound, the image from ``read``, the REST fields as options, the answer."""
+    """Auth, the image from ``read``, the in-flight bound, the REST fields as options, the answer.
+
+    The image is read before a slot is taken: an upload is in hand by then, but a URL fetch
+    waits on another host, and a slow one would hold a slot that removals need.
+    """
     if not state.allows(request):
         return error_response(401, "unauthorized", "login required", {"WWW-Authenticate": 'Basic realm="rembg"'})
+    try:
+        data = await read()
+    except Busy as exc:
+        return error_response(503, exc.code, exc.message, {"Retry-After": "1"})
+    except RemovalError as exc:
+        return removal_error_response(exc)
     if not state.in_flight.acquire(blocking=False):
         return error_response(503, "busy", "the server is busy; retry shortly", {"Retry-After": "1"})
     state.in_flight_count += 1
     try:
-        data = await read()
         values: dict[str, Any] = {}
         for f in OPTIONS.values():
             value = fields.get(rest_name(f))
@@ -224,7 +245,12 @@ async def remove_url(state: RestState, request: Request, url: str | None = None,
     async def fetched() -> bytes:
         if not url:
             raise UrlRefused("give the image's address as ?url=")
-        return await run_in_threadpool(fetch_url, url, state.settings.max_upload_bytes)
+        if not state.fetches.acquire(blocking=False):
+            raise Busy(f"{URL_FETCHES} URLs are being fetched already; retry shortly")
+        try:
+            return await run_in_threadpool(fetch_url, url, state.settings.max_upload_bytes)
+        finally:
+            state.fetches.release()
 
     return await serve(state, request, fetched, fields)
 
@@ -239,11 +265,7 @@ def remove_url_parameters() -> list[inspect.Parameter]:
 
 
 async def other_methods(state: RestState, request: Request) -> JSONResponse:
-    reason = (
-        "fetching images by URL is turned off (allow_url_input)"
-        if request.method == "GET"
-        else f"{request.method} is not supported"
-    )
+    reason = URL_INPUT_OFF if request.method == "GET" else f"{request.method} is not supported"
     allow = "GET, POST" if state.settings.allow_url_input else "POST"
     message = f"{reason}; POST the file as multipart 'file'"
     return error_response(405, "method_not_allowed", message, {"Allow": allow})
@@ -270,6 +292,7 @@ async def healthz(state: RestState, request: Request) -> JSONResponse:
             "models": await run_in_threadpool(model_facts, settings, settings.default_provider),
             "providers": [p.to_dict() for p in available_providers()],
             "queue": {"gradio_pending": state.queue_depth(), "rest_in_flight": state.in_flight_count},
+            "memory": engine.budget.summary(),
             "requests": engine.requests.summary(),
             "settings": settings.public_dict(),
         },

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,3 +45,20 @@ def atomic_write(path: Path, data: bytes | str, *, suffix: str = PART_SUFFIX, mo
     with atomic_target(path, suffix=suffix, mode=mode) as tmp:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
     return path
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes the regular files under ``folder`` hold (symbolic links not followed); 0 where it cannot be read."""
+    total = 0
+    try:
+        for dirpath, _, names in os.walk(folder):
+            for name in names:
+                try:
+                    st = os.lstat(os.path.join(dirpath, name))
+                except OSError:
+                    continue  # deleted meanwhile
+                if stat.S_ISREG(st.st_mode):
+                    total += st.st_size
+    except OSError:
+        return total
+    return total

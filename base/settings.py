@@ -15,7 +15,7 @@ import argparse
 import dataclasses
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,19 @@ PROCESSING = ("auto", "exact", "graph")
 #: The batch sizes a batched session runs (and warms up at load), padded up to the next one.
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 ENV_PREFIX = "REMBG_WEBUI_"
+
+
+#: Gradio's own environment, set before Gradio is imported (``quiet_gradio``): its analytics looked
+#: up api.gradio.app and huggingface.co at every start, and a self-hosted service must not call home.
+#: An operator who wants them sets the variable; it is a default, not a lock.
+GRADIO_ENVIRONMENT = {"GRADIO_ANALYTICS_ENABLED": "False"}
+
+
+def quiet_gradio(environ: MutableMapping[str, str] | None = None) -> None:
+    """Gradio's environment defaults (``GRADIO_ENVIRONMENT``), where the environment has none."""
+    env = os.environ if environ is None else environ
+    for name, value in GRADIO_ENVIRONMENT.items():
+        env.setdefault(name, value)
 
 
 class SettingsError(ValueError):
@@ -87,6 +100,11 @@ class Settings:
     max_batch_bytes: int = _setting(
         256 * 1024 * 1024, "Largest Gradio upload request, in bytes (the WebUI sends a gallery's files in one)."
     )
+    upload_disk_mb: int = _setting(
+        0,
+        "Disk all of Gradio's stored uploads may take together, MiB; an upload past it is refused with 507 "
+        "(0: half the disk free at start where Gradio keeps them).",
+    )
     max_pixels: int = _setting(40_000_000, "Largest accepted input, width x height (and at most 65,535 per side).")
     decode_budget_s: float = _setting(
         5.0, "CPU seconds one image may take to decode before it is refused as image_too_complex."
@@ -96,6 +114,11 @@ class Settings:
     )
     session_memory_mb: int = _setting(
         1024, "Memory for loaded model sessions, MiB; the least recently used are unloaded to stay under it (0: none)."
+    )
+    memory_budget_mb: int = _setting(
+        0,
+        "Memory all removals in progress may hold together, MiB; each is costed from its headers before "
+        "decoding and waits until it fits (0: half the memory available at start, container limits included).",
     )
     allow_url_input: bool = _setting(
         False, "Let GET /api/remove?url= fetch images by URL (public http/https hosts only; SSRF-guarded)."
@@ -201,7 +224,7 @@ def _validate(s: Settings) -> None:
     for name in ("decode_budget_s",):
         if not getattr(s, name) > 0:
             raise SettingsError(f"--{name.replace('_', '-')}: must be more than 0")
-    for name in ("session_memory_mb", "shutdown_timeout_s"):
+    for name in ("session_memory_mb", "shutdown_timeout_s", "memory_budget_mb", "upload_disk_mb"):
         if getattr(s, name) < 0:
             raise SettingsError(f"--{name.replace('_', '-')}: must be 0 or more")
     if s.threads < 0:

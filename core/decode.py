@@ -5,9 +5,10 @@ and pixel count are checked against the limits from the header, before any pixel
 is decoded, so a 60000x60000 PNG header is refused without allocating it. The work
 a header can ask for is bounded before it starts: progressive-JPEG scans are
 counted (``MAX_JPEG_SCANS``), a TIFF tile must fit the pixel limit, a body too
-short for the size its header declares is refused as truncated, and only the first
-frame of a multi-page file is ever looked at. What is left runs under a CPU-time
-budget (``Limits.budget_s``), checked at every read Pillow makes and between steps.
+short for the size its header declares is refused as truncated (PNG, and JPEG of
+every kind, SOF0-SOF15), and only the first frame of a multi-page file is ever looked
+at. What is left runs under a CPU-time budget (``Limits.budget_s``), checked at every
+read Pillow makes and between steps.
 """
 
 from __future__ import annotations
@@ -110,15 +111,19 @@ def _short(exc: BaseException) -> str:
 
 #: SOF markers: frame headers of every JPEG process (C4 is DHT, C8 is reserved, CC is DAC).
 _SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
-#: Huffman-coded DCT frames, where every block costs at least one bit of entropy-coded data.
-_HUFFMAN_DCT = frozenset({0xC0, 0xC1, 0xC2})
+#: Lossless frames (SOF3, SOF7, SOF11, SOF15) code every sample; the others code 8x8 blocks.
+_LOSSLESS = frozenset({0xC3, 0xC7, 0xCB, 0xCF})
 _PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
 #: The next marker after entropy-coded data: 0xFF not followed by a stuffed 0x00 or a restart marker.
 _MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 
 def _check_jpeg(data: bytes, limits: Limits) -> None:
-    """Count the scans, and refuse a body too short for the blocks its frame header declares."""
+    """Count the scans, and refuse a body too short for the blocks (or samples) its frame header declares.
+
+    Every frame kind, SOF0 to SOF15, Huffman and arithmetic, DCT and lossless, is held to one
+    bit of entropy-coded data per 8x8 block (per sample for lossless).
+    """
     frame: tuple[int, int, int, list[tuple[int, int]]] | None = None  # marker, width, height, sampling
     scans = 0
     entropy = 0
@@ -155,15 +160,19 @@ def _check_jpeg(data: bytes, limits: Limits) -> None:
     marker, width, height, sampling = frame
     if height:  # a size over the limits is that, before it is a truncated body
         _check_pixels(width, height, limits)
-    if marker not in _HUFFMAN_DCT or not sampling or height == 0 or not all(h and v for h, v in sampling):
+    if not sampling or height == 0 or not all(h and v for h, v in sampling):
         return
     h_max, v_max = max(h for h, _ in sampling), max(v for _, v in sampling)
-    blocks = [
-        math.ceil(math.ceil(width * h / h_max) / 8) * math.ceil(math.ceil(height * v / v_max) / 8) for h, v in sampling
+    side = 1 if marker in _LOSSLESS else 8
+    units = [
+        math.ceil(math.ceil(width * h / h_max) / side) * math.ceil(math.ceil(height * v / v_max) / side)
+        for h, v in sampling
     ]
-    # One bit per block at least (the DC difference); a sequential frame codes every component,
-    # a progressive one might leave one out.
-    needed = (min(blocks) if marker in _PROGRESSIVE else sum(blocks)) // 8
+    # One bit per unit at least: a Huffman code is never shorter (a block's DC difference, a lossless
+    # sample's difference). An arithmetic coder can go below it on a flat image; such files are held
+    # to the same floor, since no browser decodes them and from a few hundred bytes they expand to
+    # the full canvas. A sequential frame codes every component, a progressive one might leave one out.
+    needed = (min(units) if marker in _PROGRESSIVE else sum(units)) // 8
     if entropy < needed:
         raise InvalidImage(
             f"the image data is truncated: a {width}x{height} JPEG needs at least {needed:,} bytes "

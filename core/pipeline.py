@@ -23,6 +23,7 @@ from base.settings import Settings, SettingsError, load_settings
 from base.timing import STAGES as STAGES  # re-exported: the stages a result is timed in
 from base.timing import Clock
 from core import imaging
+from core.budget import MIB, MemoryBudget, default_budget_bytes, request_cost
 from core.decode import Limits, decode
 from core.families import family_of
 from core.formats import FORMATS
@@ -114,16 +115,19 @@ class Engine:
         # Alpha matting takes seconds and hundreds of MiB per megapixel: one at a time, so that
         # concurrent requests (REST has its own threads) cannot stack them up.
         self._matting = threading.Lock()
+        #: Every removal in the process holds its cost in this while it runs (``core.budget``).
+        self.budget = MemoryBudget(settings.memory_budget_mb * MIB or default_budget_bytes())
 
     def remove(self, image: Any, options: RemovalOptions | None = None) -> RemovalResult:
         opts = (options or RemovalOptions()).validated()
         session, choice = self._session(opts)
-        im, tensor, clock = self._prepare(image, session, opts)
-        extra = self._option_images(opts)
-        clock.lap("decode")
-        [(prediction, shared)] = session.infer([tensor])
-        clock.lap("inference")
-        result = self._finish(im, prediction, opts, extra, session, clock, choice)
+        with self.budget.hold(request_cost([image], opts, self.settings.matting_max_pixels)):
+            im, tensor, clock = self._prepare(image, session, opts)
+            extra = self._option_images(opts)
+            clock.lap("decode")
+            [(prediction, shared)] = session.infer([tensor])
+            clock.lap("inference")
+            result = self._finish(im, prediction, opts, extra, session, clock, choice)
         result.batch = shared
         return result
 
@@ -139,6 +143,17 @@ class Engine:
         """
         opts = (options or RemovalOptions()).validated()
         session, choice = self._session(opts)
+        cost = request_cost(images, opts, self.settings.matting_max_pixels)
+        if cost > self.budget.total and len(images) > 1:
+            # more than the budget together, but maybe not apart: halves, each held on its own
+            half = len(images) // 2
+            return self.remove_many(images[:half], opts) + self.remove_many(images[half:], opts)
+        with self.budget.hold(cost):
+            return self._remove_many(images, opts, session, choice)
+
+    def _remove_many(
+        self, images: list[Any], opts: RemovalOptions, session: ModelSession, choice: Choice
+    ) -> list[RemovalResult | RemovalError]:
         extra = self._option_images(opts)
         out: list[RemovalResult | RemovalError] = []
         ready: list[tuple[int, Image.Image, np.ndarray, Clock]] = []

@@ -52,6 +52,12 @@ from ui.layout import (
     build_webcam_tab,
 )
 from ui.store import OutputStore
+from ui.urls import guard_url_inputs
+
+#: Gradio's cache (uploads, results) is pruned every 5 minutes of what is 15 minutes old: long past any
+#: job's wait in the bounded queue and a download after it; an hour let uploads fill the disk.
+CACHE_SWEEP_S = 300
+CACHE_AGE_S = 900
 
 # --- the wiring -------------------------------------------------------------------------------------
 
@@ -241,14 +247,16 @@ def build_ui(
     ``options``: the options class whose rows the page offers (a test passes a subclass with a row more).
     """
     engine = engine or Engine(settings)
+    guard_url_inputs(settings)
     store = OutputStore(output_dir or Path(tempfile.mkdtemp(prefix="rembg-webui-")))
     form = Form(options)
     handlers = Handlers(engine, store, activity, form)
     models = Models.of(settings, engine)
     warming = warming_up()
 
-    # Gradio 6: delete_cache prunes uploads and results older than an hour, every hour.
-    with gr.Blocks(title="Background removal", delete_cache=(3600, 3600)) as demo:
+    # Gradio 6: delete_cache prunes uploads and results older than CACHE_AGE_S, every CACHE_SWEEP_S:
+    # uploads count against the disk quota (--upload-disk-mb) until they go.
+    with gr.Blocks(title="Background removal", delete_cache=(CACHE_SWEEP_S, CACHE_AGE_S)) as demo:
         header = build_header(settings)
         with gr.Tabs(elem_id="tabs"):
             upload = build_upload_tab(form, models, warming)

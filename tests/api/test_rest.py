@@ -49,6 +49,7 @@ HEALTH_KEYS = {
     "models",
     "providers",
     "queue",
+    "memory",
     "requests",
     "settings",
 }
@@ -417,6 +418,7 @@ def test_healthz(http: httpx.Client) -> None:
     providers = {p["name"]: p for p in health["providers"]}
     assert providers["cpu"]["available"] is True
     assert set(health["queue"]) == {"gradio_pending", "rest_in_flight"}
+    assert set(health["memory"]) == {"budget_mb", "admitted_mb", "running", "waiting"}  # core.budget
     assert health["requests"]["cpu"]["requests"] >= 1
     models = {m["name"]: m for m in health["models"]}
     assert models["u2netp"]["ready"] is True and models["u2netp"]["get"] is None

@@ -126,6 +126,39 @@ def grey_jpeg(width: int, height: int, *, ac_scans: int = 0, body: bytes | None 
     return out + scan * ac_scans + b"\xff\xd9"
 
 
+#: Lossless JPEG frames (SOF3, SOF7, SOF11, SOF15); the rest code DCT blocks.
+LOSSLESS_SOF = (0xC3, 0xC7, 0xCB, 0xCF)
+
+
+def jpeg_kind(marker: int, width: int, height: int, body: bytes | None = None) -> bytes:
+    """A flat grey JPEG of frame kind ``marker`` (SOF0-SOF15) and one sequential scan of ``body``.
+
+    Huffman frames get a DC table whose category 0 is the 1-bit code '0' (and an AC table of
+    4-bit codes); arithmetic frames (SOF9 and up) use the default conditioning. Without
+    ``body``, a lossless Huffman frame (SOF3) gets its whole scan: every sample grey 128,
+    predicted exactly, one '0' bit each. Other kinds need ``body``.
+    """
+    lossless = marker in LOSSLESS_SOF
+    arithmetic = marker >= 0xC9
+    out = b"\xff\xd8"
+    if not lossless:
+        out += _segment(0xDB, b"\x00" + bytes([1] * 64))
+    out += _segment(marker, struct.pack(">BHHB", 8, height, width, 1) + b"\x01\x11\x00")
+    if not arithmetic:
+        out += _segment(0xC4, b"\x00" + bytes([1] + [0] * 15) + b"\x00")
+        if not lossless:
+            out += _segment(0xC4, b"\x10" + bytes([0, 0, 0, 15] + [0] * 12) + bytes(r << 4 for r in range(15)))
+    if body is None:
+        if marker != 0xC3:
+            raise ValueError("only a lossless Huffman frame is written whole")
+        bits = _Bits()
+        bits.zeros(width * height)
+        body = bits.done()
+    # predictor 1 for lossless, the whole spectrum for DCT
+    scan = b"\x01\x01\x00" + (b"\x01\x00\x00" if lossless else b"\x00\x3f\x00")
+    return out + _segment(0xDA, scan) + body + b"\xff\xd9"
+
+
 def _ifd(entries: list[tuple[int, int, int]], next_offset: int) -> bytes:
     body = struct.pack("<H", len(entries))
     for tag, kind, value in entries:

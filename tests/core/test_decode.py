@@ -15,6 +15,7 @@ from tests.core.helpers import (
     bmp_with_width,
     encoded,
     grey_jpeg,
+    jpeg_kind,
     png_bytes,
     png_header_only,
     tiff_one_tile,
@@ -192,6 +193,26 @@ def test_a_jpeg_declaring_more_than_its_body_holds_is_truncated() -> None:
     assert decode(grey_jpeg(1000, 1000), LIMITS).size == (1000, 1000)  # the same header, whole: fine
     with pytest.raises(InvalidImage, match="truncated"):
         decode(grey_jpeg(1000, 1000, body=b"\0" * 500), LIMITS)
+
+
+#: Every JPEG frame kind but baseline: extended, progressive, lossless; Huffman and arithmetic; hierarchical.
+_OTHER_SOF = (0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
+
+
+@pytest.mark.parametrize("marker", _OTHER_SOF, ids=lambda m: f"SOF{m - 0xC0}")
+def test_every_jpeg_kind_declaring_more_than_its_body_holds_is_refused(marker: int) -> None:
+    """An arithmetic-coded (SOF9, 696 B) and a lossless (SOF3, 649 B) JPEG of 6000x6600 decoded whole."""
+    with pytest.raises(InvalidImage, match="truncated"):
+        decode(jpeg_kind(marker, 1000, 1000, body=b"\0" * 500), LIMITS)
+    with pytest.raises(InvalidImage, match="truncated"):
+        decode(jpeg_kind(marker, 6000, 6600, body=b"\0" * 600), Limits(max_bytes=5_000_000, max_pixels=40_000_000))
+
+
+def test_a_whole_lossless_jpeg_is_decoded() -> None:
+    """The floor for lossless frames is one bit per sample: a file that spends exactly that passes."""
+    image = decode(jpeg_kind(0xC3, 1000, 1000), LIMITS)
+    assert image.size == (1000, 1000)
+    assert image.getpixel((500, 500)) == (128, 128, 128)
 
 
 def test_a_png_declaring_more_than_its_body_holds_is_truncated() -> None:

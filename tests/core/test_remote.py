@@ -125,7 +125,44 @@ def test_non_public_addresses(address: str) -> None:
     assert not is_public(address)
 
 
-@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
+#: IPv6 forms that embed or map a non-public IPv4 address (issue 25: the server connected to [::127.0.0.1]).
+EMBEDDING_PRIVATE = [
+    "::7f00:1",  # IPv4-compatible, 127.0.0.1
+    "::127.0.0.1",
+    "::a9fe:a9fe",  # 169.254.169.254
+    "::ffff:0:7f00:1",  # IPv4-translated
+    "64:ff9b::7f00:1",  # NAT64
+    "64:ff9b::a00:1",
+    "64:ff9b:1::7f00:1",  # local-use NAT64, /96 position
+    "64:ff9b:1:7f00:0:100::",  # local-use NAT64, /48 position of 127.0.0.1
+    "64:ff9b:1:0:a9:fea9:fe00:0",  # local-use NAT64, /64 position of 169.254.169.254
+    "2002:7f00:1::1",  # 6to4
+    "2002:a9fe:a9fe::1",
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo, client 192.0.2.45
+    "2001:0:808:404:0:0:80ff:fffe",  # Teredo, client 127.0.0.1
+    "fec0::1",  # site-local
+    "fed0::1",
+]
+
+
+@pytest.mark.parametrize("address", EMBEDDING_PRIVATE)
+def test_ipv6_forms_embedding_a_private_ipv4_are_not_public(address: str) -> None:
+    assert not is_public(address)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "8.8.8.8",
+        "1.1.1.1",
+        "2606:4700:4700::1111",
+        "::ffff:8.8.8.8",
+        "::808:808",
+        "64:ff9b::808:808",
+        "2002:808:808::1",
+        "2001:0:808:404:0:0:f7f7:f7f7",  # Teredo, server 8.8.4.4, client 8.8.8.8
+    ],
+)
 def test_public_addresses(address: str) -> None:
     assert is_public(address)
 
@@ -159,6 +196,13 @@ def test_any_non_public_address_refuses_the_host(addresses: list[str]) -> None:
     with pytest.raises(UrlRefused) as info:
         fetch_url("http://images.example/a.png", 10_000, resolver=lambda h, p: addresses)
     assert "non-public address" in info.value.message
+
+
+@pytest.mark.parametrize("host", ["[::127.0.0.1]", "[::7f00:1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::1]", "[fec0::1]"])
+def test_ipv6_literals_embedding_loopback_are_refused(host: str) -> None:
+    """The real resolver, the real check: no connection is tried."""
+    with pytest.raises(UrlRefused, match="non-public"):
+        fetch_url(f"http://{host}:8080/a.png", 10_000)
 
 
 def test_real_names_of_loopback_are_refused() -> None:
@@ -212,6 +256,47 @@ def test_size_limit_from_the_header_and_while_reading(base: str) -> None:
 def test_a_trickling_body_hits_the_deadline(base: str) -> None:
     with pytest.raises(UrlFetchFailed, match="too long"):
         fetch_url(f"{base}/trickle", 10_000, allowed=LOOPBACK_ONLY, deadline_s=0.5)
+
+
+class _Trickle:
+    """What the trickling server saw of its last answer."""
+
+    cut_off = threading.Event()  # the client shut the connection before the headers were all sent
+    done = threading.Event()
+
+
+def _trickling_headers(h: http.server.BaseHTTPRequestHandler) -> None:
+    """A whole answer in the end, its headers a byte every 0.1 s for 4 s: each read is well within the timeout."""
+    try:
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        for _ in range(40):
+            h.wfile.write(b"x")
+            h.wfile.flush()
+            time.sleep(0.1)
+        h.wfile.write(b"\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY)
+        h.wfile.flush()
+    except OSError:
+        _Trickle.cut_off.set()
+    finally:
+        h.close_connection = True
+        _Trickle.done.set()
+
+
+def test_trickling_headers_hit_the_same_deadline(base: str) -> None:
+    """A host trickling its headers held a request 60 s past the 20 s deadline (issue 25).
+
+    The deadline used to be checked only while reading the body, after the headers had all
+    arrived; now the connection is shut at the deadline, while the headers still trickle.
+    """
+    Handler.routes["/trickle-headers"] = _trickling_headers
+    _Trickle.cut_off.clear()
+    _Trickle.done.clear()
+    with pytest.raises(UrlFetchFailed, match="too long"):
+        fetch_url(f"{base}/trickle-headers", 10_000, allowed=LOOPBACK_ONLY, deadline_s=1.0, timeout_s=0.5)
+    _Trickle.done.wait(30)
+    assert _Trickle.cut_off.is_set(), "the client read the headers to their end, past its deadline"
+    # the same answer is fetched whole when the deadline allows it
+    assert fetch_url(f"{base}/trickle-headers", 10_000, allowed=LOOPBACK_ONLY, deadline_s=30, timeout_s=2) == BODY
 
 
 def test_a_silent_server_times_out() -> None:

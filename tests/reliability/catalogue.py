@@ -33,6 +33,7 @@ from tests.core.helpers import (
     bmp_with_width,
     encoded,
     grey_jpeg,
+    jpeg_kind,
     png_bytes,
     png_header_only,
     tiff_one_tile,
@@ -273,6 +274,7 @@ def _cases() -> list[Case]:
         Case("format-exe", GOOD_PNG, options={"output_format": "exe"}, error=InvalidOption),
         Case("provider-path", GOOD_PNG, options={"provider": "../cpu"}, error=InvalidOption),
         *_hardening_cases(),
+        *_round3_cases(),
     ]
     ids = [c.id for c in cases]
     assert len(ids) == len(set(ids)), "case ids must be unique"
@@ -381,6 +383,35 @@ def _hardening_cases() -> list[Case]:
         # the smaller items: a negative BMP width; a 1 MB option value echoed back whole
         Case("bmp-width-minus-16", bmp_with_width(-16), "b.bmp", error=InvalidImage),
         Case("bgc-1MB", GOOD_PNG, options={"bgcolor": "9" * 1_000_000}, error=InvalidOption),
+    ]
+
+
+def _round3_cases() -> list[Case]:
+    """The inputs of the third hardening round (issue 25): tiny JPEGs of the other kinds declaring 40 MP."""
+    side = int(MAX_PIXELS**0.5)
+    return [
+        # finding 7: arithmetic-coded (SOF9, 696 B) and lossless (SOF3, 649 B) JPEGs expanded to 6000x6600
+        Case(
+            "jpeg-sof9-declares-1000x1000", jpeg_kind(0xC9, side, side, body=b"\0" * 500), "a.jpg", error=InvalidImage
+        ),
+        Case(
+            "jpeg-sof3-declares-1000x1000", jpeg_kind(0xC3, side, side, body=b"\0" * 500), "l.jpg", error=InvalidImage
+        ),
+        Case(
+            "jpeg-sof9-declares-6000x6600",
+            jpeg_kind(0xC9, 6000, 6600, body=b"\0" * 600),
+            "a.jpg",
+            error=InvalidImage,
+            limits="shipped",
+        ),
+        Case(
+            "jpeg-sof3-declares-6000x6600",
+            jpeg_kind(0xC3, 6000, 6600, body=b"\0" * 600),
+            "l.jpg",
+            error=InvalidImage,
+            limits="shipped",
+        ),
+        Case("jpeg-sof3-whole-1000x1000", jpeg_kind(0xC3, side, side), "l.jpg", size=(side, side), budget_s=3),
     ]
 
 

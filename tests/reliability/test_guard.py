@@ -382,3 +382,61 @@ def test_rejected_gradio_file_inputs_are_one_line_and_a_short_error(isolated: Is
     lines = wait_for_log(isolated, r"request \w{12}: remove_background: input refused", 3)
     assert len(lines) == 3
     assert "Traceback" not in isolated.server.log()
+
+
+# --- the queue route: no 5xx, whatever the body ---------------------------------------------------
+
+
+def _error_shape(response: httpx.Response) -> dict[str, str]:
+    body = response.json()
+    assert set(body["error"]) == {"code", "message"}, body
+    assert len(response.text) < 1000, response.text[:300]
+    return dict(body["error"])
+
+
+@pytest.mark.parametrize("server", ["isolated", "auth_server"])
+def test_the_queue_route_answers_junk_json_with_a_4xx(server: str, request: pytest.FixtureRequest) -> None:
+    """``[`` x 5000 raised RecursionError in the guard's parser, ``1e999999`` broke FastAPI's handler: 500s."""
+    running: IsolatedServer = request.getfixturevalue(server)
+    bodies = [
+        b"[" * 5000,
+        b'{"fn_index": 0, "data": ' + b"[" * 5000 + b"]" * 5000 + b', "session_hash": "deep"}',
+        b'{"fn_index": 0, "data": ' + b"[" * 100 + b"]" * 100 + b', "session_hash": "deep"}',
+        b'{"fn_index": 1e999999, "data": [], "session_hash": "inf"}',
+        b'{"fn_index": {"a": 1}, "data": [], "session_hash": "dict"}',
+        b"[1, 2, 3]",
+        b"\xff\xfe not json",
+    ]
+    headers = {"Content-Type": "application/json"}
+    with httpx.Client(base_url=running.url, timeout=60) as http:
+        for body in bodies:
+            answer = http.post("/gradio_api/queue/join", content=body, headers=headers)
+            assert 400 <= answer.status_code < 500, (body[:40], answer.status_code, answer.text[:300])
+            assert _error_shape(answer)["code"] == "invalid_request"
+        # FastAPI's own validation, on a route the guard does not parse
+        answer = http.post(
+            "/gradio_api/cancel",
+            content=b'{"fn_index": 1e999999, "session_hash": "s", "event_id": "e"}',
+            headers=headers,
+        )
+        assert answer.status_code == 422, answer.text[:300]
+        assert _error_shape(answer)["code"] == "invalid_request"
+        assert "inf" not in answer.text.lower()
+    assert "Traceback" not in running.server.log()
+
+
+def test_an_internal_fn_index_in_any_spelling_needs_the_page(isolated: IsolatedServer) -> None:
+    """``"fn_index": "19"`` ran ``ui_snapshot`` without the page's cookie: the validator takes it as 19."""
+    with httpx.Client(base_url=isolated.url, timeout=60) as http:
+        index = _fn_index(http, "ui_snapshot")
+        for spelling in (str(index), f" {index} ", float(index), f"{index}.0"):
+            body = {"fn_index": spelling, "data": [None, "cpu", "u2netp"], "session_hash": "spelled"}
+            refused = http.post("/gradio_api/queue/join", json=body)
+            assert refused.status_code == 403, (spelling, refused.text)
+            assert _error_shape(refused)["code"] == "forbidden"
+        # a public event spelled as a string still runs: normalised, not refused
+        public = _fn_index(http, "remove_background")
+        joined = http.post(
+            "/gradio_api/queue/join", json={"fn_index": str(public), "data": [], "session_hash": "public-spelled"}
+        )
+        assert joined.status_code == 200, joined.text

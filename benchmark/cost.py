@@ -117,26 +117,30 @@ def curve(options: list[Option], hours_per_day: float, volumes: list[int] = CHAR
 def options_from_report(
     report: dict[str, Any], cpu_price: float, gpu_price: float, measured_here: bool = True
 ) -> list[Option]:
-    """One option per (provider, model) of a benchmark report, at its best concurrency.
+    """One option per (provider, model, precision) of a benchmark report, at its best concurrency.
+
+    A CPU machine is priced at ``precision=fast`` beside ``exact`` where the report has both
+    (``fast``: the fastest build that passed the quality gate there, ``python -m models tune``).
 
     A row is priced as the machine it was measured on: every row of a report from a
     machine with a GPU (its CPU rows too) at the GPU machine's price, every row of a
     machine without one at the CPU machine's. Reports of ``python -m benchmark`` and
     of ``python -m benchmark gpu`` both carry ``throughput`` rows.
     """
-    best: dict[tuple[str, str], dict[str, Any]] = {}
+    best: dict[tuple[str, str, str], dict[str, Any]] = {}
     for t in report.get("throughput", []):
-        key = (t["provider"], t["model"])
+        key = (t["provider"], t["model"], t.get("precision", "exact"))
         if key not in best or t["images_per_second"] > best[key]["images_per_second"]:
             best[key] = t
     machine = report.get("machine", {})
-    on_gpu_machine = bool(machine.get("gpu")) or any(p in GPU_PROVIDERS for p, _ in best)
+    on_gpu_machine = bool(machine.get("gpu")) or any(p in GPU_PROVIDERS for p, _, _ in best)
     where = machine_label(machine)
     options = []
-    for (provider, model), t in best.items():
+    for (provider, model, precision), t in best.items():
+        fast = " fast" if precision == "fast" else ""
         options.append(
             Option(
-                name=f"{provider} {model} ({t['clients']} clients)" + ("" if measured_here else f" on {where}"),
+                name=f"{provider} {model}{fast} ({t['clients']} clients)" + ("" if measured_here else f" on {where}"),
                 images_per_second=t["images_per_second"],
                 p95_ms=t["latency_ms"]["p95"],
                 price_per_month=gpu_price if on_gpu_machine else cpu_price,

@@ -218,8 +218,11 @@ def run(plan: Plan, engine: Engine, progress: Progress | None = None) -> dict[st
     size = "1080p" if "1080p" in images else plan.sizes[0]
     for provider in providers:
         for model in per_provider[provider]:
-            for clients in plan.concurrency:
-                throughput.append(_throughput(engine, images[size], model, provider, clients, plan.throughput_requests))
+            for word in _precisions(engine, provider, model):
+                for clients in plan.concurrency:
+                    throughput.append(
+                        _throughput(engine, images[size], model, provider, clients, plan.throughput_requests, word)
+                    )
             step(f"throughput {provider} {model}")
 
     cold = []
@@ -312,13 +315,23 @@ def _rembg_baseline(model: str, data: bytes, plan: Plan) -> dict[str, float]:
     return percentiles(times)
 
 
-def _throughput(engine: Engine, data: bytes, model: str, provider: str, clients: int, requests: int) -> dict[str, Any]:
-    """``clients`` threads sharing the app's sessions, ``requests`` images each."""
-    opts = RemovalOptions(model=model, provider=provider)
+def _precisions(engine: Engine, provider: str, model: str) -> list[str]:
+    """``exact``, and ``fast`` where tune chose another build or precision for it on this CPU runtime."""
+    if provider not in CPU_RUNTIMES or MODELS[model].build is not None:
+        return ["exact"]
+    fast = engine.choose(RemovalOptions(model=model, provider=provider, precision="fast"))
+    return ["exact"] if fast.note else ["exact", "fast"]
+
+
+def _throughput(
+    engine: Engine, data: bytes, model: str, provider: str, clients: int, requests: int, precision: str = "exact"
+) -> dict[str, Any]:
+    """``clients`` threads sharing the app's sessions, ``requests`` images each, at ``precision``."""
+    opts = RemovalOptions(model=model, provider=provider, precision=precision)
     engine.remove(data, opts)  # loaded and warm
     latencies, elapsed = callers(timed(lambda: engine.remove(data, opts)), clients, requests=requests)
     return {
-        "provider": provider, "model": model, "clients": clients,
+        "provider": provider, "model": model, "clients": clients, "precision": precision,
         "images_per_second": round(len(latencies) / elapsed, 3),
         "latency_ms": percentiles(latencies),
     }  # fmt: skip

@@ -92,3 +92,24 @@ def test_a_cpu_machines_rows_cost_the_cpu_price_and_gpu_reports_name_the_gpu() -
     [gpu_machine_cpu_row] = cost.options_from_report(h200, cpu_price=300, gpu_price=9000, measured_here=False)
     assert gpu_machine_cpu_row.price_per_month == 9000
     assert gpu_machine_cpu_row.source == "saved benchmark from NVIDIA H200 with 16 cores"
+
+
+def test_a_cpu_machine_is_priced_at_fast_beside_exact() -> None:
+    report = {
+        "machine": {"cpu": "Test CPU", "gpu": None},
+        "throughput": [
+            {"provider": "cpu", "model": "u2net", "clients": 1, "images_per_second": 0.5, "latency_ms": {"p95": 2100}},
+            {
+                "provider": "cpu", "model": "u2net", "clients": 1, "precision": "fast",
+                "images_per_second": 1.5, "latency_ms": {"p95": 700},
+            },
+        ],
+    }  # fmt: skip
+    by_name = {o.name: o for o in cost.options_from_report(report, cpu_price=300, gpu_price=1800)}
+    assert set(by_name) == {"cpu u2net (1 clients)", "cpu u2net fast (1 clients)"}
+    assert by_name["cpu u2net fast (1 clients)"].images_per_second == 1.5
+    assert by_name["cpu u2net (1 clients)"].images_per_second == 0.5
+    result = cost.compare(list(by_name.values()), volume_per_day=10_000, hours_per_day=8, latency_target_ms=3000)
+    costs = {o["name"]: o["monthly_cost"] for o in result["options"]}
+    assert costs["cpu u2net fast (1 clients)"] < costs["cpu u2net (1 clients)"]
+    assert result["recommendation"] == "cpu u2net fast (1 clients)"

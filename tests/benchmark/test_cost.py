@@ -109,7 +109,7 @@ def test_a_cpu_machine_is_priced_at_fast_beside_exact() -> None:
     assert set(by_name) == {"cpu u2net (1 clients)", "cpu u2net fast (1 clients)"}
     assert by_name["cpu u2net fast (1 clients)"].images_per_second == 1.5
     assert by_name["cpu u2net (1 clients)"].images_per_second == 0.5
-    result = cost.compare(list(by_name.values()), volume_per_day=10_000, hours_per_day=8, latency_target_ms=3000)
+    result = cost.compare(list(by_name.values()), volume_per_day=30_000, hours_per_day=8, latency_target_ms=3000)
     costs = {o["name"]: o["monthly_cost"] for o in result["options"]}
     assert costs["cpu u2net fast (1 clients)"] < costs["cpu u2net (1 clients)"]
     assert result["recommendation"] == "cpu u2net fast (1 clients)"

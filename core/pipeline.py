@@ -52,6 +52,8 @@ class RemovalResult:
     box: tuple[int, int, int, int] | None = None
     #: The decoded input's (width, height), before any crop.
     input_size: tuple[int, int] | None = None
+    #: Where it ran when not in this process: the Ray Serve replica and node ids (``serving``).
+    ran_on: dict[str, str] | None = None
 
     @property
     def format(self) -> str:
@@ -68,6 +70,7 @@ class RemovalResult:
             "bytes": len(self.data),
             "timings_ms": {k: round(v, 1) for k, v in self.timings.items()},
             "batch": self.batch,
+            **({"ran_on": self.ran_on} if self.ran_on else {}),
         }
 
 
@@ -107,6 +110,9 @@ class _Clock:
 
 class Engine:
     """Settings plus the session cache; share one per process."""
+
+    #: Where removals run (``/healthz`` says it; ``serving.client.ServeEngine`` runs them on a Ray cluster).
+    runs_on = "this process"
 
     def __init__(self, settings: Settings) -> None:
         if settings.default_model not in MODELS:  # the settings table sits below the registry

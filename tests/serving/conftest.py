@@ -18,7 +18,6 @@ from tests.conftest import ROOT, free_port
 #: rembg's fixture photos (shared beside the repository).
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "rembg"
 HAS_SERVE = importlib.util.find_spec("ray") is not None and importlib.util.find_spec("ray.serve") is not None
-pytestmark = pytest.mark.skipif(not HAS_SERVE, reason="Ray Serve is not installed (pip install -r requirements-ray.txt)")
 
 
 def fixture_photos() -> list[Path]:

@@ -7,11 +7,18 @@ HTTP through Serve's proxy on a real port.
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
+from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
 
 from core import Engine, RemovalOptions
+from tests.conftest import Server, free_port, launch_server, stop_server
 from tests.serving.conftest import HAS_SERVE, ServeApp, fixture_photos
 
 pytestmark = [
@@ -36,9 +43,8 @@ def test_the_ingress_gives_the_local_engines_bytes(serve_app: ServeApp, engine: 
 def test_options_cross_the_hop(serve_app: ServeApp, engine: Engine) -> None:
     data = fixture_photos()[0].read_bytes()
     expected = engine.remove(data, RemovalOptions(only_mask=True, output_format="webp")).data
-    response = httpx.post(
-        f"{serve_app.url}/api/remove", files={"file": ("a.jpg", data)}, data={"om": "true", "format": "webp"}, timeout=120
-    )
+    fields = {"om": "true", "format": "webp"}
+    response = httpx.post(f"{serve_app.url}/api/remove", files={"file": ("a.jpg", data)}, data=fields, timeout=120)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "image/webp"
     assert response.content == expected
@@ -72,3 +78,56 @@ def test_healthz_says_where_removals_run(serve_app: ServeApp) -> None:
     assert body["status"] == "ok"
     assert "Ray cluster" in body["removals_run_on"]
     assert httpx.get(f"{serve_app.url}/openapi.json", timeout=30).json()["paths"]["/api/remove"]
+
+
+def healthy(front: Server, wait_s: float = 120) -> dict[str, Any]:
+    """``/healthz`` once it is ok (the front connects to the cluster in the background), or as it last was."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        response = httpx.get(f"{front.url}/healthz", timeout=30)
+        if response.status_code == 200 or time.monotonic() > deadline:
+            return dict(response.json())
+        time.sleep(1)
+
+
+def test_the_webui_front_sends_removals_to_the_cluster(serve_app: ServeApp, engine: Engine, tmp_path: Path) -> None:
+    """``python app.py --ray-address``: the Gradio client API and REST as ever, each removal on a replica."""
+    front = launch_server(tmp_path, "--ray-address", serve_app.gcs_address)
+    try:
+        health = healthy(front)
+        assert health["status"] == "ok", (health, front.log())
+        assert "Ray cluster" in health["removals_run_on"]
+        photo = fixture_photos()[0]
+        expected = engine.remove(photo.read_bytes(), RemovalOptions())
+        client = Client(front.url, verbose=False, download_files=tmp_path / "downloads", analytics_enabled=False)
+        path, report = client.predict(handle_file(str(photo)), api_name="/remove_background")
+        with Image.open(path) as out:
+            assert out.size == expected.image.size
+            assert np.array_equal(np.asarray(out.convert("RGBA")), np.asarray(expected.image.convert("RGBA")))
+        assert report["ran_on"]["replica"] and report["ran_on"]["node"], report
+        response = httpx.post(f"{front.url}/api/remove", files={"file": (photo.name, photo.read_bytes())}, timeout=120)
+        assert response.status_code == 200, response.text
+        assert response.content == expected.data
+        bad = httpx.post(f"{front.url}/api/remove", files={"file": ("x.jpg", b"not an image")}, timeout=60)
+        assert (bad.status_code, bad.json()["error"]["code"]) == (400, "invalid_image")
+    finally:
+        stop_server(front)
+
+
+def test_an_unreachable_cluster_is_degraded_with_the_reason(tmp_path: Path) -> None:
+    """Nothing listens at the address: the front still starts; /healthz and removals say why, 503 + Retry-After."""
+    address = f"127.0.0.1:{free_port()}"
+    front = launch_server(tmp_path, "--ray-address", address)
+    try:
+        health = httpx.get(f"{front.url}/healthz", timeout=30)
+        assert health.status_code == 503
+        assert health.json()["status"] == "degraded"
+        assert any(address in reason for reason in health.json()["reasons"]), health.json()
+        response = httpx.post(
+            f"{front.url}/api/remove", files={"file": ("a.jpg", fixture_photos()[0].read_bytes())}, timeout=60
+        )
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "cluster_unavailable"
+        assert response.headers["Retry-After"] == "1"
+    finally:
+        stop_server(front)

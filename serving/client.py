@@ -76,8 +76,8 @@ class ServeEngine(Engine):
 
     @property
     def runs_on(self) -> str:  # type: ignore[override]
-        where = self.settings.ray_address or "this application's"
-        return f"the Ray cluster at {where} (Ray Serve application {APP_NAME!r}, deployment {DEPLOYMENT!r})"
+        where = f"the Ray cluster at {self.settings.ray_address}" if self.settings.ray_address else "this Ray cluster"
+        return f"{where} (Ray Serve application {APP_NAME!r}, deployment {DEPLOYMENT!r})"
 
     def connect(self) -> DeploymentHandle:
         """The handle to the removal deployment, connecting first where needed (at most every few seconds)."""

@@ -42,7 +42,7 @@ INGRESS = "Ingress"
 class Ingress:
     """HTTP in, removals out to the removal deployment; holds no model (so it reserves no CPU of its own)."""
 
-    def __init__(self, removal: DeploymentHandle, settings: Settings) -> None:
+    def __init__(self, removal: DeploymentHandle[Any], settings: Settings) -> None:
         self.settings = settings
         self.engine = ServeEngine(settings, removal)
 
@@ -83,4 +83,4 @@ def build(args: Mapping[str, Any]) -> Application:
     """The application: the ingress, bound to the removal deployment (options from the settings)."""
     settings = settings_from(args)
     removal = RemovalDeployment.options(**removal_options(settings)).bind(replica_settings(settings))
-    return Ingress.bind(removal, settings)
+    return Ingress.bind(removal, settings)  # type: ignore[attr-defined,no-any-return] # a Deployment once decorated

@@ -67,7 +67,7 @@ def wire_input(value: Any) -> Any:
 class ServeEngine(Engine):
     """Removals on the Ray Serve deployment; this process only sends them and keeps the request log."""
 
-    def __init__(self, settings: Settings, handle: DeploymentHandle | None = None) -> None:
+    def __init__(self, settings: Settings, handle: DeploymentHandle[Any] | None = None) -> None:
         super().__init__(settings)
         self._handle = handle
         self._problem: str | None = None if handle else "not connected to the Ray cluster yet"
@@ -79,7 +79,7 @@ class ServeEngine(Engine):
         where = f"the Ray cluster at {self.settings.ray_address}" if self.settings.ray_address else "this Ray cluster"
         return f"{where} (Ray Serve application {APP_NAME!r}, deployment {DEPLOYMENT!r})"
 
-    def connect(self) -> DeploymentHandle:
+    def connect(self) -> DeploymentHandle[Any]:
         """The handle to the removal deployment, connecting first where needed (at most every few seconds)."""
         if self._handle is not None:
             return self._handle
@@ -131,7 +131,7 @@ class ServeEngine(Engine):
             opts, background_image=wire_input(opts.background_image), mask_edit=wire_input(opts.mask_edit)
         )
 
-    def _answer(self, handle: DeploymentHandle, response: Any, data: Any, opts: RemovalOptions) -> RemovalResult:
+    def _answer(self, handle: DeploymentHandle[Any], response: Any, data: Any, opts: RemovalOptions) -> RemovalResult:
         """The result of ``response`` (sent with ``data`` and ``opts``), sent once more if its replica was lost."""
         for attempt in (1, 2):
             try:

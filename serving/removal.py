@@ -20,7 +20,7 @@ import fcntl
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import ray
 from ray import serve
@@ -80,15 +80,19 @@ def prepare_node(settings: Settings) -> None:
     models, and ``health`` reports the default one as the engine does.
     """
     home = settings.model_home
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home / NODE_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # replicas are processes: a thread lock would not do
-        try:
-            ensure_model(MODELS[settings.default_model], home, fetch_missing=settings.fetch_missing, progress=False)
-        except RemovalError as exc:
-            log.warning("the default model is not available on this node: %s", exc.message)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    try:
+        lock: IO[str] | None = open(home / NODE_LOCK, "a")  # held across the check below
+    except OSError:  # a read-only model folder (baked into the image): nothing to fetch into, nothing to lock
+        lock = None
+    try:
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # replicas are processes: a thread lock would not do
+        ensure_model(MODELS[settings.default_model], home, fetch_missing=settings.fetch_missing, progress=False)
+    except RemovalError as exc:
+        log.warning("the default model is not available on this node: %s", exc.message)
+    finally:
+        if lock is not None:
+            lock.close()  # closing releases the lock
 
 
 class Removal:

@@ -16,7 +16,18 @@ import pytest
 
 from benchmark.server import ROOT
 
-LAYER = {"base": 0, "models": 1, "core": 2, "ui": 3, "api": 3, "batch": 3, "benchmark": 3, "variants": 3, "serving": 3, "app": 4}
+LAYER = {
+    "base": 0,
+    "models": 1,
+    "core": 2,
+    "ui": 3,
+    "api": 3,
+    "batch": 3,
+    "benchmark": 3,
+    "variants": 3,
+    "serving": 3,
+    "app": 4,
+}
 #: Edges that may use another edge: the WebUI's Benchmark tab runs the benchmark (only when enabled).
 SIDEWAYS = {("ui", "benchmark")}
 #: Entry points sit on top, like app.py: ``python -m models`` builds variants; ``serve run`` imports

@@ -8,6 +8,7 @@ python -m benchmark scaling                             do the CPU stages use ev
 python -m benchmark gpu                                 how much of the accelerator is used (runs on a CPU too)
 python -m benchmark arena                               onnxruntime's CPU arena on and off: memory and time
 python -m benchmark png                                 the PNG writer against Pillow's (and fpng's)
+python -m benchmark serve                               REST through Ray Serve vs python app.py, 4 clients
 """
 
 from __future__ import annotations
@@ -129,10 +130,14 @@ def main() -> None:
         from benchmark import png
 
         png.main(rest)
+    elif command == "serve":
+        from benchmark import serve_hop
+
+        serve_hop.main(rest)
     else:
         sys.exit(
             f"python -m benchmark: unknown command {command!r} "
-            "(matrix, cost, core, roundtrip, scaling, gpu, arena, png)"
+            "(matrix, cost, core, roundtrip, scaling, gpu, arena, png, serve)"
         )
 
 

@@ -131,3 +131,13 @@ def test_an_unreachable_cluster_is_degraded_with_the_reason(tmp_path: Path) -> N
         assert response.headers["Retry-After"] == "1"
     finally:
         stop_server(front)
+
+
+def test_get_by_url_is_guarded_as_on_one_machine(serve_app: ServeApp) -> None:
+    """GET /api/remove (allow_url_input): the same SSRF guard, the same typed errors."""
+    refused = httpx.get(f"{serve_app.url}/api/remove", params={"url": "http://127.0.0.1:9/x.jpg"}, timeout=60)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (400, "url_refused")
+    missing = httpx.get(f"{serve_app.url}/api/remove", timeout=60)
+    assert (missing.status_code, missing.json()["error"]["code"]) == (400, "url_refused")
+    put = httpx.put(f"{serve_app.url}/api/remove", timeout=60)
+    assert (put.status_code, put.json()["error"]["code"]) == (405, "method_not_allowed")

@@ -108,8 +108,10 @@ def pending_jobs(demo: gr.Blocks) -> int:
 def remote_engine(settings: Settings) -> Engine:
     """``--ray-address``: an engine whose removals run on the Ray Serve deployment (``serving``);
     it connects in the background (``warm``), and ``/healthz`` is degraded, with the reason, until it has."""
-    from serving.client import ServeEngine  # Ray loads only for this
-
+    try:
+        from serving.client import ServeEngine  # Ray loads only for this
+    except ImportError as exc:
+        raise SettingsError(f"--ray-address needs Ray Serve: pip install -r requirements-ray.txt ({exc})") from None
     return ServeEngine(settings)
 
 

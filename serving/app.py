@@ -44,7 +44,7 @@ class Ingress:
 
     def __init__(self, removal: DeploymentHandle[Any], settings: Settings) -> None:
         self.settings = settings
-        self.engine = ServeEngine(settings, removal)
+        self.engine = ServeEngine(settings, removal, pixels=False)  # it sends the encoded bytes on, nothing else
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         s = self.settings

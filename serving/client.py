@@ -67,8 +67,10 @@ def wire_input(value: Any) -> Any:
 class ServeEngine(Engine):
     """Removals on the Ray Serve deployment; this process only sends them and keeps the request log."""
 
-    def __init__(self, settings: Settings, handle: DeploymentHandle[Any] | None = None) -> None:
+    def __init__(self, settings: Settings, handle: DeploymentHandle[Any] | None = None, pixels: bool = True) -> None:
+        """``pixels``: results come whole (the WebUI shows them); else only encoded (``serving.removal.Encoded``)."""
         super().__init__(settings)
+        self.pixels = pixels
         self._handle = handle
         self._problem: str | None = None if handle else "not connected to the Ray cluster yet"
         self._tried_at = -RECONNECT_EVERY_S
@@ -141,16 +143,13 @@ class ServeEngine(Engine):
                 if attempt == 2:
                     raise ClusterUnavailable(f"the replica running this removal was lost twice ({exc})") from exc
                 log.warning("the replica running a removal was lost; trying once more (%s)", type(exc).__name__)
-                response = handle.remove.remote(data, opts)
+                response = handle.remove.remote(data, opts, self.pixels)
             except BackPressureError as exc:
                 raise ClusterUnavailable("every removal replica is busy; retry shortly") from exc
             except GetTimeoutError as exc:
                 response.cancel()
                 raise ClusterUnavailable(f"no answer from the cluster within {ANSWER_TIMEOUT_S:.0f} s") from exc
-        if removed.error is not None:
-            raise removed.error.rebuilt()
-        result = removed.result
-        assert result is not None  # a Removed carries one or the other
+        result = removed.unpacked()
         width, height = result.input_size or result.image.size
         self.requests.record(result.provider, result.model, width * height, result.timings)
         return result
@@ -158,7 +157,7 @@ class ServeEngine(Engine):
     def remove(self, image: Any, options: RemovalOptions | None = None) -> RemovalResult:
         opts, data = self._wire(options), wire_input(image)
         handle = self.connect()
-        return self._answer(handle, handle.remove.remote(data, opts), data, opts)
+        return self._answer(handle, handle.remove.remote(data, opts, self.pixels), data, opts)
 
     def remove_many(
         self, images: list[Any], options: RemovalOptions | None = None
@@ -167,7 +166,7 @@ class ServeEngine(Engine):
         their engine batches). A bad image gets its error in its place; option errors and a lost cluster raise."""
         opts = self._wire(options)
         handle = self.connect()
-        sent = [(data, handle.remove.remote(data, opts)) for data in map(wire_input, images)]
+        sent = [(data, handle.remove.remote(data, opts, self.pixels)) for data in map(wire_input, images)]
         out: list[RemovalResult | RemovalError] = []
         for data, response in sent:
             try:

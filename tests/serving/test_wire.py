@@ -9,6 +9,8 @@ import pytest
 
 from base.errors import ClusterUnavailable, ImageTooLarge, InvalidOption, RemovalError
 from base.settings import SettingsError
+from core import Engine, RemovalOptions
+from tests.conftest import photo_bytes
 from tests.serving.conftest import HAS_SERVE
 
 pytestmark = pytest.mark.skipif(
@@ -59,3 +61,21 @@ def test_a_closed_port_is_unavailable_at_once() -> None:
 
     with pytest.raises(ClusterUnavailable, match="cannot be reached"):
         probe(f"127.0.0.1:{free_port()}")
+
+
+def test_an_encoded_answer_keeps_the_bytes_size_and_mask(engine: Engine) -> None:
+    """What the REST ingress gets: no pixels across the hop, yet the same bytes, size and mask."""
+    import numpy as np
+
+    from serving.removal import Encoded, Removed
+
+    result = engine.remove(photo_bytes("car-1.jpg"), RemovalOptions(output_format="webp"))
+    result.ran_on = {"replica": "r", "node": "n"}
+    back = pickle.loads(pickle.dumps(Removed(encoded=Encoded.of(result)))).unpacked()
+    assert back.data == result.data and back.media_type == result.media_type
+    assert back.image.size == result.image.size and back.input_size == result.input_size
+    assert np.array_equal(np.asarray(back.mask), np.asarray(result.mask))
+    assert (back.provider, back.model, back.timings, back.ran_on) == (
+        result.provider, result.model, result.timings, result.ran_on
+    )  # fmt: skip
+    assert back.source is None

@@ -116,6 +116,16 @@ def pending_jobs(demo: gr.Blocks) -> int:
     return queue_depth(demo) + running + undelivered
 
 
+def remote_engine(settings: Settings) -> Engine:
+    """``--ray-address``: an engine whose removals run on the Ray Serve deployment (``serving``);
+    it connects in the background (``warm``), and ``/healthz`` is degraded, with the reason, until it has."""
+    try:
+        from serving.client import ServeEngine  # Ray loads only for this
+    except ImportError as exc:
+        raise SettingsError(f"--ray-address needs Ray Serve: pip install -r requirements-ray.txt ({exc})") from None
+    return ServeEngine(settings)
+
+
 def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState, Path]:
     """The WebUI, the Gradio API and the REST API on one engine: the Blocks (queued), ``launch()``'s
     arguments, the state of the guard every request passes (``api.guard``) and the folder of
@@ -136,11 +146,12 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState, P
     from ui import build_ui, page
     from ui.activity import Activity
 
-    engine = Engine(settings)
+    engine = remote_engine(settings) if settings.ray_address else Engine(settings)
     users = auth_users(settings.auth)
     uploads = Path(gradio.utils.get_upload_folder())
-    # Alpha matting compiles on first use; warming it now, beside serving, spares the first user the wait.
-    ALPHA_MATTING_WARMUP.start()
+    if not settings.ray_address:
+        # Alpha matting compiles on first use; warming it now, beside serving, spares the first user the wait.
+        ALPHA_MATTING_WARMUP.start()
     activity = Activity(waiting=lambda lane: queue_depth(demo, lane))
     outputs = Path(tempfile.mkdtemp(prefix="rembg-webui-"))
     demo = build_ui(settings, engine, outputs, activity=activity)
@@ -155,8 +166,8 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState, P
     guard.upload_usage = usage = CachedSize(uploads)
     guard.upload_ended = usage.forget
     router = create_router(engine, users, lambda: queue_depth(demo), lambda: guard.draining)
-    # The default model loads in the background: the first request does not wait for it, and
-    # /healthz knows at once whether it can load.
+    # The default model loads (or the Ray cluster is reached) in the background: the first request
+    # does not wait for it, and /healthz knows at once whether it can.
     threading.Thread(target=engine.warm, name="warm-up", daemon=True).start()
     launch_kwargs: dict[str, Any] = {
         "server_name": settings.host,

@@ -59,7 +59,8 @@ def removal_error_response(exc: RemovalError) -> JSONResponse:
     message = exc.message
     if isinstance(exc, InvalidOption) and exc.option in OPTIONS:
         message = message.replace(repr(exc.option), repr(rest_name(OPTIONS[exc.option])), 1)
-    return error_response(exc.http_status, exc.code, message)
+    retry = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
+    return error_response(exc.http_status, exc.code, message, retry)
 
 
 class ErrorShapeRoute(APIRoute):
@@ -213,6 +214,8 @@ async def serve(
     }
     if result.precision_note:
         headers["X-Precision-Note"] = cut(result.precision_note, 300)
+    if result.ran_on:  # removed on a Ray Serve replica (``serving``): which one
+        headers["X-Ran-On"] = json.dumps(result.ran_on)
     return Response(result.data, media_type=result.media_type, headers=headers)
 
 
@@ -288,6 +291,7 @@ async def healthz(state: RestState, request: Request) -> JSONResponse:
             "status": status,
             "reasons": reasons,
             "version": version(),
+            "removals_run_on": engine.runs_on,
             "models_loaded": engine.sessions.loaded(),
             "models": await run_in_threadpool(model_facts, settings, settings.default_provider),
             "providers": [p.to_dict() for p in available_providers()],

@@ -14,6 +14,8 @@ class RemovalError(Exception):
     code: str = "removal_error"
     #: HTTP status the REST edge maps this error to.
     http_status: int = 400
+    #: Seconds a client should wait before trying again (the REST edge's ``Retry-After``), where retrying helps.
+    retry_after_s: int | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -85,3 +87,12 @@ class ProviderUnavailable(RemovalError):
 
     code = "provider_unavailable"
     http_status = 503
+
+
+class ClusterUnavailable(RemovalError):
+    """The Ray cluster that runs removals (``--ray-address``) cannot be reached, or lost the
+    request's replica twice; nothing was returned, so trying again later is safe."""
+
+    code = "cluster_unavailable"
+    http_status = 503
+    retry_after_s = 1

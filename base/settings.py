@@ -137,6 +137,20 @@ class Settings:
     max_failed_logins: int = _setting(
         10, "Failed logins per client address per minute (REST and WebUI); more are refused with 429."
     )
+    ray_address: str | None = _setting(
+        None,
+        "Send each removal to the Ray Serve deployment on this Ray cluster (host:port of its head, or auto); "
+        "unset: removals run in this process.",
+    )
+    serve_min_replicas: int = _setting(1, "Ray Serve: fewest replicas of the removal deployment.")
+    serve_max_replicas: int = _setting(2, "Ray Serve: most replicas of the removal deployment (autoscaling).")
+    serve_target_ongoing: float = _setting(
+        2.0, "Ray Serve: ongoing requests per replica the autoscaler aims at (more: add replicas)."
+    )
+    serve_cpus_per_replica: float = _setting(1.0, "Ray Serve: CPUs each removal replica reserves.")
+    serve_gpus_per_replica: float = _setting(
+        0.0, "Ray Serve: GPUs each removal replica reserves (0.25: four share one)."
+    )
     mcp: bool = _setting(False, "Also serve the endpoints as MCP tools.")
     benchmark_tab: bool = _setting(True, "Show the WebUI's Benchmark tab (it runs the benchmark on this machine).")
     log_level: str = _setting("info", "Logging level.", choices=LOG_LEVELS)
@@ -209,6 +223,11 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"--max-batch: choose one of {', '.join(map(str, BATCH_SIZES))}")
     if not 0 <= s.batch_window_ms <= 100 or s.gpu_memory_mb < 0:
         raise SettingsError("--batch-window-ms: 0 to 100; --gpu-memory-mb: 0 or more")
+    _validate_ranges(s)
+    auth_users(s.auth)
+
+
+def _validate_ranges(s: Settings) -> None:
     for name in (
         "max_upload_bytes",
         "max_batch_bytes",
@@ -227,11 +246,14 @@ def _validate(s: Settings) -> None:
     for name in ("session_memory_mb", "shutdown_timeout_s", "memory_budget_mb", "upload_disk_mb"):
         if getattr(s, name) < 0:
             raise SettingsError(f"--{name.replace('_', '-')}: must be 0 or more")
+    if not 1 <= s.serve_min_replicas <= s.serve_max_replicas or s.serve_target_ongoing <= 0:
+        raise SettingsError("--serve-min-replicas: 1 to --serve-max-replicas; --serve-target-ongoing: more than 0")
+    if s.serve_cpus_per_replica < 0 or s.serve_gpus_per_replica < 0:
+        raise SettingsError("--serve-cpus-per-replica, --serve-gpus-per-replica: 0 or more")
     if s.threads < 0:
         raise SettingsError("--threads: must be 0 (auto) or more")
     if s.gpu_device < 0:
         raise SettingsError("--gpu-device: must be 0 or more")
-    auth_users(s.auth)
 
 
 def auth_users(value: str | None) -> list[tuple[str, str]]:

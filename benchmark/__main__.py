@@ -9,6 +9,7 @@ python -m benchmark gpu                                 how much of the accelera
 python -m benchmark arena                               onnxruntime's CPU arena on and off: memory and time
 python -m benchmark png                                 the PNG writer against Pillow's (and fpng's)
 python -m benchmark rest [--rembg-python PY]            REST throughput at each precision against rembg s
+python -m benchmark serve                               REST through Ray Serve vs python app.py, 4 clients
 """
 
 from __future__ import annotations
@@ -134,10 +135,14 @@ def main() -> None:
         from benchmark import rest as rest_benchmark
 
         rest_benchmark.main(rest)
+    elif command == "serve":
+        from benchmark import serve_hop
+
+        serve_hop.main(rest)
     else:
         sys.exit(
             f"python -m benchmark: unknown command {command!r} "
-            "(matrix, cost, core, roundtrip, scaling, gpu, arena, png, rest)"
+            "(matrix, cost, core, roundtrip, scaling, gpu, arena, png, rest, serve)"
         )
 
 

@@ -11,6 +11,7 @@ re-exported here for callers of the engine.
 from __future__ import annotations
 
 from base.errors import (
+    ClusterUnavailable,
     ImageTooComplex,
     ImageTooLarge,
     InvalidImage,
@@ -28,6 +29,7 @@ from core.pipeline import Engine, RemovalResult, default_engine, remove_backgrou
 from core.providers import available_providers
 
 __all__ = [
+    "ClusterUnavailable",
     "Engine",
     "ImageTooComplex",
     "ImageTooLarge",

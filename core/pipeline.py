@@ -62,6 +62,8 @@ class RemovalResult:
     precision_requested: str = "exact"
     precision_ran: str = "exact"
     precision_note: str = ""
+    #: Where it ran when not in this process: the Ray Serve replica and node ids (``serving``).
+    ran_on: dict[str, str] | None = None
 
     @property
     def format(self) -> str:
@@ -83,6 +85,7 @@ class RemovalResult:
             "precision_requested": self.precision_requested,
             "precision_ran": self.precision_ran,
             "precision_note": self.precision_note,
+            **({"ran_on": self.ran_on} if self.ran_on else {}),
         }
 
 
@@ -104,6 +107,9 @@ class _Composed:
 
 class Engine:
     """Settings plus the session cache; share one per process."""
+
+    #: Where removals run (``/healthz`` says it; ``serving.client.ServeEngine`` runs them on a Ray cluster).
+    runs_on = "this process"
 
     def __init__(self, settings: Settings) -> None:
         if settings.default_model not in MODELS:  # the settings table sits below the registry

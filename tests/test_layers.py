@@ -1,8 +1,8 @@
 """The layers only point down, and no module imports itself round a circle.
 
 Bottom to top: ``base`` (errors, settings, shared facts); ``models`` (registry, fetch,
-sidecars); ``core`` (the engine); the edges ``ui``, ``api``, ``batch``, ``benchmark``
-and the ``variants`` build tool side by side; ``app.py``. Every import counts, those
+sidecars); ``core`` (the engine); the edges ``ui``, ``api``, ``batch``, ``benchmark``,
+``serving`` (Ray Serve) and the ``variants`` build tool side by side; ``app.py``. Every import counts, those
 inside functions too, so a late import cannot hide a circle. Read from the source
 with ``ast``: nothing is imported to check it.
 """
@@ -16,11 +16,23 @@ import pytest
 
 from benchmark.server import ROOT
 
-LAYER = {"base": 0, "models": 1, "core": 2, "ui": 3, "api": 3, "batch": 3, "benchmark": 3, "variants": 3, "app": 4}
+LAYER = {
+    "base": 0,
+    "models": 1,
+    "core": 2,
+    "ui": 3,
+    "api": 3,
+    "batch": 3,
+    "benchmark": 3,
+    "variants": 3,
+    "serving": 3,
+    "app": 4,
+}
 #: Edges that may use another edge: the WebUI's Benchmark tab runs the benchmark (only when enabled).
 SIDEWAYS = {("ui", "benchmark")}
-#: Entry points sit on top, like app.py: ``python -m models`` builds variants.
-ENTRY_POINTS = {"models.__main__", "benchmark.__main__"}
+#: Entry points sit on top, like app.py: ``python -m models`` builds variants; ``serve run`` imports
+#: ``serving.app`` (the REST ingress joins ``api``'s routes to ``serving``'s engine).
+ENTRY_POINTS = {"models.__main__", "benchmark.__main__", "serving.app"}
 
 
 def product_modules() -> dict[str, Path]:

@@ -72,13 +72,20 @@ def last_request_html(report: Mapping[str, Any] | None) -> str:
     )
     provider = str(report.get("provider", ""))
     size = f"{report.get('width')}×{report.get('height')}"
+    ran_on = report.get("ran_on")  # --ray-address: the Ray Serve replica and node that ran it
+    where = (
+        f'<div class="ran-on">on the Ray cluster: replica <code>{esc(ran_on.get("replica", ""))}</code>, '
+        f"node <code>{esc(str(ran_on.get('node', ''))[:12])}</code></div>"
+        if isinstance(ran_on, Mapping)
+        else ""
+    )
     return (
         f'<div class="last-request" data-provider="{esc(provider)}" data-total="{total:.1f}">'
         f'<div class="last-title"><span class="chip" style="background:{provider_colour(provider)}">'
         f"{esc(provider.upper())}</span> <b>{esc(report.get('model', ''))}</b> · {esc(size)} · "
         f"{esc(report.get('format', ''))} · {report.get('bytes', 0) / 1024:,.0f} KB · total <b>{ms(total)}</b></div>"
         f'<div class="stagebar" role="img" aria-label="{esc(_stages_text(timings))}">{segments}</div>'
-        f'<ul class="legend">{legend}</ul></div>'
+        f'<ul class="legend">{legend}</ul>{where}</div>'
     )
 
 

@@ -45,6 +45,7 @@ HEALTH_KEYS = {
     "status",
     "reasons",
     "version",
+    "removals_run_on",
     "models_loaded",
     "models",
     "providers",
@@ -411,6 +412,7 @@ def test_healthz(http: httpx.Client) -> None:
     health = response.json()
     assert set(health) == HEALTH_KEYS
     assert health["status"] == "ok"
+    assert health["removals_run_on"] == "this process"  # not --ray-address (tests/serving)
     assert isinstance(health["version"], str) and health["version"]
     assert {"model": "u2netp", "provider": "cpu"} in [
         {k: m[k] for k in ("model", "provider")} for m in health["models_loaded"]

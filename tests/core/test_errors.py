@@ -41,6 +41,7 @@ def test_one_base_class() -> None:
         "ProviderUnavailable",
         "UrlRefused",  # URL input only: raised by core.remote, tested in test_remote.py
         "UrlFetchFailed",
+        "ClusterUnavailable",  # --ray-address only: raised by serving.client, tested in tests/serving
     }
     assert len({c.code for c in typed}) == len(typed)
 

@@ -393,7 +393,8 @@ class Handlers:
         state = dict(state or {})
         if frame is None:
             return None, "", state
-        options = self.form.parse({"model": model, "provider": provider, "output_format": "webp"})
+        # A camera wants frames more than exactness: the fastest build of the model that passed the gate here.
+        options = self.form.parse({"model": model, "provider": provider, "output_format": "webp", "precision": "fast"})
         result = self.engine.remove(frame, options)
         stamps = [*state.get("stamps", [])[-9:], time.monotonic()]
         fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0

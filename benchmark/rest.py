@@ -52,7 +52,7 @@ def start_rembg(python: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
         if proc.poll() is not None:
             raise RuntimeError(f"rembg s exited with {proc.returncode}: {(tmp / 'rembg-s.log').read_text()[-2000:]}")
         try:
-            if httpx.get(f"{url}/docs", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/api", timeout=2).status_code == 200:  # its API description
                 return proc, url
         except httpx.HTTPError:
             pass

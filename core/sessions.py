@@ -33,7 +33,7 @@ from core import providers
 from core.batcher import Batcher
 from core.graphs import Graphs
 from models.fetch import ensure_model
-from models.registry import MODELS, ModelSpec, get_spec
+from models.registry import MODELS, PLAIN_FAMILIES, ModelSpec, get_spec
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def session_options(settings: Settings) -> ort.SessionOptions:
 def uses_graphs(settings: Settings, spec: ModelSpec, provider: str) -> bool:
     """Whether pre/post-processing runs as graphs on ``provider`` for ``spec``."""
     wanted = settings.processing == "graph" or (settings.processing == "auto" and PROVIDERS[provider].gpu)
-    return wanted and spec.family == "u2net"
+    return wanted and spec.family in PLAIN_FAMILIES
 
 
 def uses_batching(settings: Settings, provider: str) -> bool:
@@ -372,7 +372,12 @@ class SessionCache:
                     if spec.name in self._local:
                         path = self._local[spec.name][1]
                     else:
-                        path = ensure_model(spec, self.settings.model_home, fetch_missing=self.settings.fetch_missing)
+                        path = ensure_model(
+                            spec,
+                            self.settings.model_home,
+                            fetch_missing=self.settings.fetch_missing,
+                            rembg_home=self.settings.rembg_home,
+                        )
                     self._make_room(session_bytes(path), key)
                     cached = create_session(spec, path, provider, self.settings)
                 except RemovalError as exc:

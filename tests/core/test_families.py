@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -50,9 +51,9 @@ def tiny_graph(path: Path, size: int, channels: int, *, output: str = "output", 
     return path
 
 
-def rembg_session(cls: type, path: Path) -> object:
+def rembg_session(cls: Any, path: Path) -> Any:
     """rembg's session class on ``path``, without its download step (which needs the network)."""
-    session = cls.__new__(cls)
+    session = object.__new__(cls)
     session.model_name = "tiny"
     session.inner_session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session

@@ -243,3 +243,47 @@ def test_a_bad_custom_model_fails_the_start(tmp_path: Path, imgly_isnet: Path, e
     )
     assert done.returncode == 2, done.stderr
     assert why in done.stderr and "--custom-model" in done.stderr
+
+
+def test_weights_in_rembgs_own_folder_are_used_and_verified(tmp_path: Path) -> None:
+    """rembg 2.0.86 downloads to ``$REMBG_HOME/models/NAME/NAME.onnx``: found there, by MD5, not fetched again."""
+    spec = MODELS["u2netp"]
+    real = fetching.status(spec, REAL_HOME)
+    if not real.verified:
+        pytest.skip("u2netp is not in $U2NET_HOME (python -m models fetch)")
+    empty, rembg_home = tmp_path / "u2net", tmp_path / "rembg"
+    empty.mkdir()
+    folder = rembg_home / "models" / "u2netp"
+    folder.mkdir(parents=True)
+    (folder / "u2netp.onnx").symlink_to(real.path)
+    settings = load_settings(["--model-home", str(empty), "--rembg-home", str(rembg_home), "--no-fetch-missing"])
+    result = Engine(settings).remove(photo_bytes("car-1.jpg"), RemovalOptions(model="u2netp"))
+    assert result.model == "u2netp" and not list(empty.iterdir())
+    # A file of the right name but other bytes is not taken for the model.
+    other = tmp_path / "other"
+    (other / "models" / "u2netp").mkdir(parents=True)
+    (other / "models" / "u2netp" / "u2netp.onnx").write_bytes(b"not the weights")
+    assert not fetching.status(spec, empty, other).verified
+
+
+def test_the_cli_answers_a_model_that_is_not_here(tmp_path: Path) -> None:
+    out = tmp_path / "out.png"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "app.py",
+            "remove",
+            "--model",
+            "birefnet-general",
+            str(ROOT / "assets/photos/car-1.jpg"),
+            str(out),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "U2NET_HOME": str(tmp_path), "REMBG_HOME": str(tmp_path / "rembg"), **NO_NETWORK},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "birefnet-general.onnx" in done.stderr and "python -m models fetch birefnet-general" in done.stderr
+    assert not out.exists()

@@ -287,3 +287,17 @@ def test_the_cli_answers_a_model_that_is_not_here(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert "birefnet-general.onnx" in done.stderr and "python -m models fetch birefnet-general" in done.stderr
     assert not out.exists()
+
+
+def test_the_gradio_api_answers_a_model_that_is_not_here(server: Server, tmp_path: Path) -> None:
+    """The WebUI's handlers raise ``gr.Error`` with the engine's message; a client sees it as ``AppError``."""
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    client = Client(server.url, verbose=False, download_files=tmp_path, analytics_enabled=False)
+    with pytest.raises(AppError) as caught:
+        client.predict(
+            handle_file(str(ROOT / "assets/photos/car-1.jpg")), api_name="/remove_background", model="birefnet-dis"
+        )
+    message = str(caught.value)
+    assert "birefnet-dis.onnx" in message and "python -m models fetch birefnet-dis" in message

@@ -37,13 +37,14 @@ REMOVE_PARAMETERS = [
     "alpha_matting_background_threshold", "alpha_matting_erode_size", "post_process_mask",
     # appended after the first release: existing positional callers keep working
     "mask_edit", "blur_background", "shadow", "shadow_offset_x", "shadow_offset_y", "shadow_blur", "shadow_opacity",
+    "extras",
 ]  # fmt: skip
 BATCH_PARAMETERS = ["files", "model", "provider", "output_format"]
 BATCHED_PARAMETERS = ["image", "model", "provider", "output_format"]
 NOT_AN_IMAGE = ROOT / "README.md"
 #: A raw call's data: no image, then every option's value in order.
 RAW_DATA = [None, "u2netp", "cpu", "png", 0, False, "", None, False, 0, False, 240, 10, 10, False, None, 0, False]
-RAW_DATA += [15, 15, 20, 50]
+RAW_DATA += [15, 15, 20, 50, ""]
 
 
 @pytest.fixture(scope="module")

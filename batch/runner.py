@@ -299,7 +299,12 @@ def _run_pool(
 ) -> Generator[Outcome, None, None]:
     # Fetch once here, not N times at once in the workers.
     spec = get_spec(options.model or config.settings.default_model)
-    ensure_model(spec, config.settings.model_home, fetch_missing=config.settings.fetch_missing)
+    ensure_model(
+        spec,
+        config.settings.model_home,
+        fetch_missing=config.settings.fetch_missing,
+        rembg_home=config.settings.rembg_home,
+    )
     context = multiprocessing.get_context("spawn")
     settings = dataclasses.replace(config.settings, threads=layout.threads)
     executor = ProcessPoolExecutor(

@@ -17,7 +17,7 @@ import argparse
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -329,11 +329,14 @@ def add_option_arguments(parser: argparse.ArgumentParser, format_help: str | Non
             parser.add_argument(cli_flag(f), dest=f.name, metavar=metavar, help=help_text)
 
 
-def options_from_args(args: argparse.Namespace, **overrides: Any) -> RemovalOptions:
+def options_from_args(
+    args: argparse.Namespace, *, custom_models: Collection[str] = (), **overrides: Any
+) -> RemovalOptions:
     """``RemovalOptions`` from the flags of ``add_option_arguments``; a bad value is a ``SettingsError``.
 
-    Every check that needs no model runs here (ranges, colours, formats, the model's name), so
-    that a value out of range is refused like one of the wrong type: before any work, as a bad flag.
+    Every check that needs no model runs here (ranges, colours, formats, the model's name: a
+    registry model or one of ``custom_models``, the server's ``--custom-model`` names), so that a
+    value out of range is refused like one of the wrong type: before any work, as a bad flag.
     """
     values: dict[str, Any] = {name: getattr(args, name, None) for name in OPTIONS} | overrides
     for f in OPTIONS.values():
@@ -345,7 +348,7 @@ def options_from_args(args: argparse.Namespace, **overrides: Any) -> RemovalOpti
     try:
         options = RemovalOptions.from_values(values)
         options.validated()
-        if options.model is not None:
+        if options.model is not None and options.model not in custom_models:
             get_spec(options.model)
         return options
     except InvalidOption as exc:

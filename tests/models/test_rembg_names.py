@@ -301,3 +301,21 @@ def test_the_gradio_api_answers_a_model_that_is_not_here(server: Server, tmp_pat
         )
     message = str(caught.value)
     assert "birefnet-dis.onnx" in message and "python -m models fetch birefnet-dis" in message
+
+
+def test_custom_isnet_masks_like_rembg_from_the_cli(
+    imgly_isnet: Path, rembg_masks: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    out = tmp_path / "mask.png"
+    photo = "car-1.jpg"
+    command = [sys.executable, "app.py", "remove", "--custom-model", f"{NAME}=isnet:{imgly_isnet}", "--model", NAME]
+    done = subprocess.run(
+        [*command, "--only-mask", str(ROOT / "assets/photos" / photo), str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    mad, iou = mask_agreement(alpha_of(out.read_bytes()), rembg_masks[photo])
+    assert mad <= MAX_MAD and iou >= MIN_IOU

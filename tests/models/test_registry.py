@@ -100,3 +100,5 @@ def test_every_rembg_model_is_in_the_registry_as_rembg_has_it(name: str) -> None
     size = f"({spec.input_size}, {spec.input_size})"
     if name != "sam":
         assert size in source
+        # normalize(img, mean, std, size), as the session's predict calls it
+        assert f"{spec.mean}, {spec.std}, {size}" in " ".join(source.split()).replace("( ", "(")

@@ -35,7 +35,7 @@ from base.errors import InvalidOption, RemovalError
 from base.files import atomic_write, folder_bytes
 from base.memory import return_large_frees
 from base.settings import Settings, SettingsError, auth_users, build_parser, load_settings, quiet_gradio
-from core import Engine
+from core import Engine, custom
 from core.formats import format_for_suffix
 from core.options import add_option_arguments, options_from_args
 
@@ -75,7 +75,11 @@ def remove_command(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     settings = load_settings(argv, parser=parser)
     configure_process(settings)
-    options = options_from_args(args, output_format=args.output_format or format_for_suffix(args.output.suffix))
+    options = options_from_args(
+        args,
+        custom_models=[custom.parse(entry)[0].name for entry in settings.custom_model],
+        output_format=args.output_format or format_for_suffix(args.output.suffix),
+    )
     result = Engine(settings).remove(args.input, options)
     atomic_write(args.output, result.data)  # never a half-written output
     t = result.timings

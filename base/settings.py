@@ -59,6 +59,18 @@ class Settings:
         "Folder holding the model weights (shared with rembg).",
         env="U2NET_HOME",
     )
+    rembg_home: Path | None = _setting(  # noqa: RUF009 - a constant, like model_home's
+        None,
+        "rembg's data folder; weights are also looked for in its models/NAME/ (default, as rembg 2.0.86: "
+        "$XDG_DATA_HOME/rembg, else ~/.rembg).",
+        env="REMBG_HOME",
+    )
+    custom_model: tuple[str, ...] = _setting(
+        (),
+        "A model file of the operator's, NAME=FAMILY:PATH (FAMILY: u2net, isnet, ben2, birefnet or bria); "
+        "repeatable, ';' between entries in the environment. Checked at start; requests name it by NAME.",
+        repeat=True,
+    )
     default_model: str = _setting("u2net", "Model used when a request names none.")
     default_provider: str = _setting("auto", "Execution provider when a request names none.", choices=PROVIDER_CHOICES)
     default_precision: str = _setting(
@@ -201,6 +213,8 @@ def _convert(f: dataclasses.Field[Any], raw: str, source: str) -> Any:
             return value
         if kind == "Path":
             return Path(raw).expanduser()
+        if f.metadata.get("repeat"):
+            return tuple(part.strip() for part in raw.split(";") if part.strip())
         return raw
     except ValueError:
         raise SettingsError(f"{source}: expected {kind}, got {raw!r}") from None
@@ -281,7 +295,9 @@ def build_parser(prog: str = "app.py", description: str | None = None) -> argpar
     parser = _Parser(prog=prog, description=description, allow_abbrev=False)
     for f in SETTINGS:
         help_text = f"{f.metadata['help']} [env {env_name(f)}; default {f.default}]"
-        if _kind(f) == "bool":
+        if f.metadata.get("repeat"):
+            parser.add_argument(flag_name(f), dest=f.name, action="append", default=None, help=help_text)
+        elif _kind(f) == "bool":
             parser.add_argument(
                 flag_name(f),
                 dest=f.name,
@@ -331,8 +347,15 @@ def load_settings(
         args = (parser or build_parser()).parse_args(list(argv))
         for f in SETTINGS:
             raw = getattr(args, f.name, None)
-            if raw is not None:
+            if isinstance(raw, list):  # a repeatable flag: each use is one entry
+                values[f.name] = tuple(entry for item in raw for entry in _convert(f, item, flag_name(f)))
+            elif raw is not None:
                 values[f.name] = raw if isinstance(raw, bool) else _convert(f, raw, flag_name(f))
+    if values.get("rembg_home") is None:
+        # rembg 2.0.86's BaseSession.rembg_home; with $U2NET_HOME set rembg uses that instead, whose
+        # models/NAME/ folders are looked in anyway (models.fetch.search_paths).
+        xdg = env.get("XDG_DATA_HOME")
+        values["rembg_home"] = Path(xdg) / "rembg" if xdg else Path("~/.rembg").expanduser()
     settings = Settings(**values)
     _validate(settings)
     return settings
@@ -342,6 +365,6 @@ def settings_table_markdown() -> str:
     """The settings table of docs/configuration.md, generated from the same rows."""
     lines = ["| flag | environment variable | default | meaning |", "|---|---|---|---|"]
     for f in SETTINGS:
-        default = "~/.u2net" if f.name == "model_home" else f.default
+        default = {"model_home": "~/.u2net", "rembg_home": "~/.rembg", "custom_model": "none"}.get(f.name, f.default)
         lines.append(f"| `{flag_name(f)}` | `{env_name(f)}` | `{default}` | {f.metadata['help']} |")
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from batch.inputs import InputError
 from batch.job import BatchConfig
 from batch.ray_runner import RAY_INSTALL_HINT, ray_available
 from batch.runner import run_batch
+from core import custom
 from core.options import add_option_arguments, options_from_args
 
 PROG = "app.py batch"
@@ -72,7 +73,7 @@ def main(argv: Sequence[str], configure_logging: Callable[[Settings], None] | No
         configure_logging(settings)
     if args.ray is not None and not ray_available():
         raise SettingsError(RAY_INSTALL_HINT)
-    options = options_from_args(args)
+    options = options_from_args(args, custom_models=[custom.parse(entry)[0].name for entry in settings.custom_model])
     # Not given: one process locally (all cores in one session), auto on Ray (fill the cluster).
     workers = getattr(args, "workers", None if args.ray is not None else 1)
     config = BatchConfig(

@@ -50,7 +50,7 @@ from batch.job import BatchConfig, StopFlag
 from batch.outcome import FAILED, FATAL_CODES, SKIPPED, Outcome, Summary, read_report, write_report
 from batch.ray_runner import execute_on_ray
 from batch.work import TEMP_SUFFIX, Worker, chunk_size, configure_worker_process, sweep_temporaries
-from core import providers
+from core import custom, providers
 from core.options import RemovalOptions
 from core.outcome import report_context
 from models.fetch import ensure_model
@@ -297,9 +297,15 @@ def _process_in_worker(items: list[Item]) -> list[Outcome]:
 def _run_pool(
     config: BatchConfig, options: RemovalOptions, items: list[Item], layout: Layout, stop: StopFlag
 ) -> Generator[Outcome, None, None]:
-    # Fetch once here, not N times at once in the workers.
-    spec = get_spec(options.model or config.settings.default_model)
-    ensure_model(spec, config.settings.model_home, fetch_missing=config.settings.fetch_missing)
+    # Fetch once here, not N times at once in the workers (a custom model's file is the operator's).
+    model = options.model or config.settings.default_model
+    if model not in {custom.parse(entry)[0].name for entry in config.settings.custom_model}:
+        ensure_model(
+            get_spec(model),
+            config.settings.model_home,
+            fetch_missing=config.settings.fetch_missing,
+            rembg_home=config.settings.rembg_home,
+        )
     context = multiprocessing.get_context("spawn")
     settings = dataclasses.replace(config.settings, threads=layout.threads)
     executor = ProcessPoolExecutor(

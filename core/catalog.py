@@ -11,12 +11,14 @@ from typing import Any
 from base.errors import RemovalError
 from base.providers import PROVIDERS
 from base.settings import Settings
+from core import custom
+from core.families import NOT_HERE
 from core.precision import choice_for
 from core.precision import describe as describe_choice
 from core.providers import resolve
 from models import measured, tuned
 from models.fetch import BUILD_COMMAND, FETCH_COMMAND, status
-from models.registry import MODELS
+from models.registry import MODELS, Url
 
 #: The fast model everywhere; on a CPU, u2net-int8 replaces it where it is installed (it passed
 #: its gate: closer to u2net than u2netp on every photo, and as fast).
@@ -77,27 +79,55 @@ def precision_facts(settings: Settings, model: str, provider: str = "auto") -> d
 
 
 def model_facts(settings: Settings, provider: str = "auto") -> list[dict[str, Any]]:
-    """Every registry model: present and verified here, offered on ``provider``, its figures, and
-    the command that fetches or builds it."""
+    """Every registry model and every custom model of the server: present and verified here,
+    offered on ``provider``, its figures, and for one that is not here the command that fetches or
+    builds it, the file, the folder it belongs in and the URL it comes from."""
     where = _where(settings, provider)
     home = settings.model_home
     out = []
     for spec in MODELS.values():
-        st = status(spec, home)
+        st = status(spec, home, settings.rembg_home)
         figures = measured.figures(home, spec.name, where) or (
             measured.figures(home, spec.name, "cpu") if where != "cpu" else None
         )
         command = f"{BUILD_COMMAND if spec.build else FETCH_COMMAND} {spec.name}"
+        urls = [s.url for s in spec.sources if isinstance(s, Url)] + [url for _, _, url in spec.companions]
         out.append(
             {
                 "name": spec.name,
                 "description": spec.description,
-                "ready": st.verified,
+                "family": spec.family,
+                "ready": st.verified and spec.family not in NOT_HERE,
                 "offered": not (PROVIDERS[where].gpu and spec.name in CPU_ONLY),
                 "measured": figures,
                 "summary": measured.describe(figures),
+                "path": str(st.path) if st.verified else None,
                 "get": None if st.verified else command,
                 "precision": precision_facts(settings, spec.name, provider) if spec.build is None else None,
+                "files": [spec.filename, *(name for name, _, _ in spec.companions)],
+                "folder": str(home),
+                "urls": urls,
+                "not_here": NOT_HERE.get(spec.family),
+            }
+        )
+    for entry in settings.custom_model:
+        spec, path = custom.parse(entry)
+        out.append(
+            {
+                "name": spec.name,
+                "description": spec.description,
+                "family": spec.family,
+                "ready": path.is_file(),
+                "offered": True,
+                "measured": None,
+                "summary": measured.describe(None),
+                "path": str(path),
+                "get": None,
+                "files": [path.name],
+                "folder": str(path.parent),
+                "urls": [],
+                "not_here": None,
+                "precision": None,
             }
         )
     return out

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,17 @@ class RemovalOptions:
         "empty: the server's default.",
         choices=PRECISION_CHOICES,
     )
+    extras: str | None = _option(
+        None,
+        "rembg's extras: a JSON object of per-request model parameters: cc (u2net_cloth_seg: upper, lower, "
+        "full or attire) or sam_prompt (sam). Nothing in it may name a file.",
+        advanced=True,
+    )
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """``extras`` parsed (``validated`` has checked it); {} when not given."""
+        return parse_extras(self.extras)
 
     @property
     def color(self) -> tuple[int, int, int, int] | None:
@@ -191,10 +203,64 @@ class RemovalOptions:
             raise InvalidOption("blur_background", "choose one background: a colour, an image or a blur")
         if self.alpha_matting and self.alpha_matting_background_threshold >= self.alpha_matting_foreground_threshold:
             raise InvalidOption("alpha_matting_background_threshold", "must be below the foreground threshold")
+        parse_extras(self.extras)
         return dataclasses.replace(self, output_format=fmt, bgcolor=bgcolor)
 
 
 OPTIONS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(RemovalOptions)}
+
+#: The per-request parameters rembg's sessions read from ``extras`` that this service takes.
+EXTRAS = ("cc", "cloth_category", "sam_prompt")
+CLOTH_CATEGORIES = ("upper", "lower", "full", "attire")
+#: Keys of rembg's ``extras`` that choose weights files: the server's operator does that (``--custom-model``).
+FILE_EXTRAS = ("model_path", "sam_model", "sam_quant")
+EXTRAS_CHARS = 16_384
+
+
+def parse_extras(raw: str | None) -> dict[str, Any]:
+    """rembg's ``extras`` JSON as a dict, or ``InvalidOption``: a key that names a file is refused
+    (a request names a model, never a path), as is a key rembg would silently ignore here."""
+    if raw is None or not raw.strip():
+        return {}
+    if len(raw) > EXTRAS_CHARS:
+        raise InvalidOption("extras", f"longer than {EXTRAS_CHARS} characters")
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidOption("extras", "must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise InvalidOption("extras", "must be a JSON object")
+    for key in value:
+        if key in FILE_EXTRAS or str(key).endswith("_path"):
+            raise InvalidOption(
+                "extras", f"{quote(key)} names a weights file; a request names a model (the server registers files)"
+            )
+        if key not in EXTRAS:
+            raise InvalidOption("extras", f"{quote(key)} is not taken here; use {', '.join(EXTRAS)}")
+    cc = value.get("cc") or value.get("cloth_category")
+    if cc is not None and cc not in CLOTH_CATEGORIES:
+        raise InvalidOption("extras", f"cc: choose one of {', '.join(CLOTH_CATEGORIES)}")
+    if "sam_prompt" in value:
+        _check_sam_prompt(value["sam_prompt"])
+    return value
+
+
+def _check_sam_prompt(prompt: Any) -> None:
+    """rembg's schema for ``sam_prompt``: a list of {type: point|rectangle, label: int, data: numbers}."""
+    ok = isinstance(prompt, list) and all(
+        isinstance(p, dict)
+        and p.get("type") in ("point", "rectangle")
+        and (p["type"] == "rectangle" or (isinstance(p.get("label"), int) and not isinstance(p["label"], bool)))
+        and isinstance(p.get("data"), list)
+        and len(p["data"]) == (2 if p["type"] == "point" else 4)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in p["data"])
+        for p in prompt
+    )
+    if not ok or not prompt:
+        raise InvalidOption(
+            "extras",
+            "sam_prompt: a list of {type: point, label, data: [x, y]} or {type: rectangle, data: [x1, y1, x2, y2]}",
+        )
 
 
 def kind_of(f: dataclasses.Field[Any]) -> str:
@@ -274,11 +340,14 @@ def add_option_arguments(parser: argparse.ArgumentParser, format_help: str | Non
             parser.add_argument(cli_flag(f), dest=f.name, metavar=metavar, help=help_text)
 
 
-def options_from_args(args: argparse.Namespace, **overrides: Any) -> RemovalOptions:
+def options_from_args(
+    args: argparse.Namespace, *, custom_models: Collection[str] = (), **overrides: Any
+) -> RemovalOptions:
     """``RemovalOptions`` from the flags of ``add_option_arguments``; a bad value is a ``SettingsError``.
 
-    Every check that needs no model runs here (ranges, colours, formats, the model's name), so
-    that a value out of range is refused like one of the wrong type: before any work, as a bad flag.
+    Every check that needs no model runs here (ranges, colours, formats, the model's name: a
+    registry model or one of ``custom_models``, the server's ``--custom-model`` names), so that a
+    value out of range is refused like one of the wrong type: before any work, as a bad flag.
     """
     values: dict[str, Any] = {name: getattr(args, name, None) for name in OPTIONS} | overrides
     for f in OPTIONS.values():
@@ -290,7 +359,7 @@ def options_from_args(args: argparse.Namespace, **overrides: Any) -> RemovalOpti
     try:
         options = RemovalOptions.from_values(values)
         options.validated()
-        if options.model is not None:
+        if options.model is not None and options.model not in custom_models:
             get_spec(options.model)
         return options
     except InvalidOption as exc:

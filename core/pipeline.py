@@ -22,7 +22,7 @@ from base.memory import available_bytes
 from base.settings import Settings, SettingsError, load_settings
 from base.timing import STAGES as STAGES  # re-exported: the stages a result is timed in
 from base.timing import Clock
-from core import imaging
+from core import custom, imaging
 from core.budget import MIB, MemoryBudget, default_budget_bytes, request_cost
 from core.decode import Limits, decode
 from core.families import family_of
@@ -112,10 +112,15 @@ class Engine:
     runs_on = "this process"
 
     def __init__(self, settings: Settings) -> None:
-        if settings.default_model not in MODELS:  # the settings table sits below the registry
-            raise SettingsError(f"--default-model: choose one of {', '.join(MODELS)}")
+        customs = [custom.parse(entry) for entry in settings.custom_model]
+        names = [*MODELS, *(spec.name for spec, _ in customs)]
+        if settings.default_model not in names:  # the settings table sits below the registry
+            raise SettingsError(f"--default-model: choose one of {', '.join(names)}")
         self.settings = settings
         self.sessions = SessionCache(settings)
+        for spec, path in customs:
+            custom.check(spec, path)
+            self.sessions.register(spec, path)
         self.limits = Limits(settings.max_upload_bytes, settings.max_pixels, settings.decode_budget_s)
         self.requests = RequestLog()
         # Alpha matting takes seconds and hundreds of MiB per megapixel: one at a time, so that
@@ -228,6 +233,9 @@ class Engine:
 
     def _session(self, opts: RemovalOptions) -> tuple[ModelSession, Choice]:
         # Resolved before any decoding: a bad model, provider or precision fails first.
+        model = opts.model or self.settings.default_model
+        if model in MODELS:
+            family_of(MODELS[model])  # a family not run here answers before its weights are looked for
         choice = self.choose(opts)
         try:
             return self.sessions.get(choice.weights, choice.provider, choice.precision), choice
@@ -281,7 +289,7 @@ class Engine:
     ) -> RemovalResult:
         """Mask, compose, encode and record one image whose prediction is ready."""
         spec = session.spec
-        mask = family_of(spec).finish(prediction, im.size, session)
+        mask = family_of(spec).finish(prediction, im.size, session, opts.extra)
         if opts.post_process_mask:
             mask = imaging.post_process_mask(mask)
         composed = self._compose(im, mask, opts, extra, session)

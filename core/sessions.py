@@ -38,7 +38,7 @@ from core.batcher import Batcher
 from core.graphs import Graphs
 from core.openvino import OpenVinoSession
 from models.fetch import ensure_model
-from models.registry import MODELS, ModelSpec, get_spec
+from models.registry import MODELS, PLAIN_FAMILIES, ModelSpec, get_spec
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ def uses_graphs(settings: Settings, spec: ModelSpec, provider: str) -> bool:
     """Whether pre/post-processing runs as graphs on ``provider`` for ``spec`` (onnxruntime graphs:
     on OpenVINO, Pillow prepares the input as everywhere else on the CPU)."""
     wanted = settings.processing == "graph" or (settings.processing == "auto" and PROVIDERS[provider].gpu)
-    return wanted and spec.family == "u2net" and PROVIDERS[provider].runtime == "onnxruntime"
+    return wanted and spec.family in PLAIN_FAMILIES and PROVIDERS[provider].runtime == "onnxruntime"
 
 
 def uses_batching(settings: Settings, provider: str) -> bool:
@@ -462,7 +462,12 @@ class SessionCache:
                     if spec.name in self._local:
                         path = self._local[spec.name][1]
                     else:
-                        path = ensure_model(spec, self.settings.model_home, fetch_missing=self.settings.fetch_missing)
+                        path = ensure_model(
+                            spec,
+                            self.settings.model_home,
+                            fetch_missing=self.settings.fetch_missing,
+                            rembg_home=self.settings.rembg_home,
+                        )
                     self._make_room(session_bytes(path), key)
                     cached = create_session(spec, path, provider, self.settings, precision)
                 except RemovalError as exc:

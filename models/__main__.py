@@ -169,8 +169,9 @@ def _mb(size: int | None) -> str:
 
 def _cmd_list(args: argparse.Namespace, home: Path) -> int:
     rows: list[dict[str, Any]] = []
+    rembg_home = getattr(args, "rembg_home", None)
     for spec in MODELS.values():
-        st = fetching.status(spec, home)
+        st = fetching.status(spec, home, rembg_home)
         rows.append(
             {
                 "name": spec.name,
@@ -182,6 +183,8 @@ def _cmd_list(args: argparse.Namespace, home: Path) -> int:
                 "verified": st.verified,
                 "md5": spec.md5,
                 "sources": [source.describe() for source in spec.sources],
+                "family": spec.family,
+                "get": None if st.verified else f"{fetching.FETCH_COMMAND} {spec.name}",
                 "description": spec.description,
                 "measured": measured.read(home).get("cpu", {}).get(spec.name),
                 "precision": _choices(home, spec.name),
@@ -218,6 +221,12 @@ def _cmd_list(args: argparse.Namespace, home: Path) -> int:
             print(f"  {row['name']} {word}: {c.get('runs', c.get('error'))}{speed}{mae}{note}")
     if not tuned_rows:
         print(f"precision: not tuned here; `{tuned.TUNE_COMMAND}` measures what exact and fast run")
+    if not all(row["verified"] for row in rows):
+        print(
+            f"to get one that is not here: {fetching.FETCH_COMMAND} NAME, or put its file in {home} "
+            f"(also looked for in {home}/models/NAME/ and {rembg_home or home}/models/NAME/); "
+            f"URLs: {PROG} list --json"
+        )
     return 0
 
 
@@ -303,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.ERROR if getattr(args, "quiet", False) else logging.WARNING,
         format="%(levelname)s: %(message)s",
     )
+    args.rembg_home = settings.rembg_home  # where rembg 2.0.86 keeps its own downloads, also looked in
     handler: Handler = args.handler
     return handler(args, settings.model_home)
 

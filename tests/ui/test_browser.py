@@ -30,6 +30,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, 
 
 from core import load_settings
 from core.catalog import fast_model
+from core.families import NOT_HERE
 from core.providers import available_providers, resolve
 from models.registry import MODELS
 from tests.conftest import ARTIFACTS, PHOTOS_DIR, ROOT, Server
@@ -288,9 +289,15 @@ def test_model_menus_show_the_models_here_and_how_to_get_the_others(page: Page) 
     expect(more.locator("summary")).to_contain_text("more models")
     more.locator("summary").click()
     for name, spec in MODELS.items():
-        if name not in names:
-            command = "python -m models build" if spec.build is not None else "python -m models fetch"
-            expect(more).to_contain_text(f"{command} {name}")
+        if name in names:
+            continue
+        if spec.family in NOT_HERE:  # sam: listed, and said not to run here
+            expect(more).to_contain_text(f"{name}: ")
+            expect(more).to_contain_text("not run by this server")
+            continue
+        command = "python -m models build" if spec.build is not None else "python -m models fetch"
+        expect(more).to_contain_text(f"{command} {name}")
+        expect(more).to_contain_text(spec.sources[-1].describe() if spec.build is None else command)
     for tab, dropdown in (("Upload", "#model"), ("Webcam", "#live-model"), ("Gallery", "#gallery-model")):
         page.get_by_role("tab", name=tab).click()
         expect(page.locator(dropdown)).to_be_visible()  # every tab has its own visible model choice

@@ -39,6 +39,7 @@ REMOVE_PARAMETERS = [
     # appended after the first release: existing positional callers keep working
     "mask_edit", "blur_background", "shadow", "shadow_offset_x", "shadow_offset_y", "shadow_blur", "shadow_opacity",
     "precision",
+    "extras",
 ]  # fmt: skip
 BATCH_PARAMETERS = ["files", "model", "provider", "output_format"]
 BATCHED_PARAMETERS = ["image", "model", "provider", "output_format"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ from base.settings import SETTINGS, Settings, SettingsError, build_parser, load_
 
 def test_defaults() -> None:
     s = load_settings([], environ={})
-    assert s == Settings()
+    # rembg's folder is resolved as rembg resolves it (Settings() leaves it to load_settings)
+    assert s == dataclasses.replace(Settings(), rembg_home=Path("~/.rembg").expanduser())
+    assert load_settings([], environ={"XDG_DATA_HOME": "/data"}).rembg_home == Path("/data/rembg")
     assert s.host == "127.0.0.1" and s.port == 7860 and s.default_model == "u2net"
 
 

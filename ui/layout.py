@@ -179,8 +179,7 @@ class Models:
 def build_header(settings: Settings) -> Header:
     with gr.Row(elem_id="header", equal_height=True):
         gr.HTML(
-            '<div class="brand"><h1>Background removal</h1>'
-            "<span>U²-Net on onnxruntime · everything runs on this server</span></div>",
+            f'<div class="brand"><h1>Background removal</h1><span>{readout.esc(readout.runs_on_words())}</span></div>',
             elem_id="brand",
             padding=False,
         )
@@ -427,7 +426,7 @@ def build_gallery_tab(form: Form, models: Models) -> GalleryTab:
 def build_readout(settings: Settings, engine: Engine) -> Readout:
     gr.HTML(readout.more_models_html(settings), elem_id="more-models", padding=False)
     with gr.Accordion("Readout", open=True, elem_id="readout-box"):
-        with gr.Row(equal_height=False):
+        with gr.Row(equal_height=False, elem_id="readout-row"):
             last = gr.HTML(readout.last_request_html(None), elem_id="readout", min_height=0, min_width=300)
             history = gr.HTML(readout.history_html(engine), elem_id="stats", min_height=0, min_width=260)
             chart = gr.HTML(readout.recent_chart_html(engine), elem_id="chart", min_height=0, min_width=300)

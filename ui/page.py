@@ -222,6 +222,11 @@ figure.recent figcaption { font-size: 0.8rem; opacity: 0.7; }
 figure.recent svg { width: 100%; height: auto; font-size: 11px; fill: currentColor; }
 figure.recent .axis line { stroke: #94a3b8; }
 
+.last-sentence { font-size: 1rem; font-weight: 600; margin: 0 0 8px; }
+.last-details, .history-box, .recent-box { margin-top: 6px; }
+.last-details summary, .history-box summary, .recent-box summary { cursor: pointer; font-size: 0.85rem; }
+.known-models li { margin-bottom: 4px; }
+
 /* The webcam: frames per second beside the video. */
 #live-row { align-items: center; }
 .fps { font-variant-numeric: tabular-nums; font-size: 0.95rem; }
@@ -244,8 +249,13 @@ figure.recent .axis line { stroke: #94a3b8; }
   #slider .empty { height: 160px; min-height: 0; }
   #upload-image .image-container, #upload-image .upload-container { min-height: 0; }
   #examples { display: none; }
-  #model { flex: 1 1 48% !important; min-width: 0 !important; }
-  #run { flex: 1 1 52% !important; min-width: 0 !important; font-size: 0.95rem; padding: 0 8px; }
+  /* The model's words on a line of their own, so that the closed menu shows them whole. */
+  #run-row { flex-wrap: wrap; gap: 6px; }
+  #model { flex: 1 1 100% !important; min-width: 0 !important; }
+  #run { flex: 1 1 100% !important; min-width: 0 !important; font-size: 0.95rem; padding: 0 8px; min-height: 40px; }
+  /* The readout's panels one under another, each the width of the screen. */
+  #readout-row { flex-direction: column; flex-wrap: nowrap; }
+  #readout-row > * { flex: 0 0 auto !important; width: 100% !important; min-width: 0 !important; }
   #model .wrap-inner::before { display: none; }
   #tabs button[role=tab] { padding-left: 8px; padding-right: 8px; }
 }

@@ -4,7 +4,8 @@
 The script does only what needs the browser: it sends a request to its lane (the
 image's size is known there before any upload round trip), takes an image pasted
 anywhere on the Upload tab, names the example thumbnails for screen readers, and
-marks tiny images so that they scale up pixelated instead of blurred.
+marks tiny images so that they scale up pixelated instead of blurred, and makes the
+before/after handle a slider that the keyboard moves (Gradio's is drag-only).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ TINY_SIDE = 128
 SCRIPT = """
 <style>
   /* Outside the app's own container, which Gradio scopes launch(css=...) to. */
+  /* Gradio's toasts sit over the header's top right (the Run-on choice) for their 30 s: at the bottom
+     they cover nothing that a person reads or presses while the error is new. */
+  .toast-wrap { top: auto !important; bottom: var(--size-4, 16px); }
   @media (max-width: 640px) {
     .gradio-container > .main { padding-left: 10px !important; padding-right: 10px !important; }
   }
@@ -71,6 +75,30 @@ SCRIPT = """
     input.files = transfer.files;
     input.dispatchEvent(new Event('change', { bubbles: true }));
   }, true);
+
+  // Gradio's "Upload file" source button only chooses the source that is already chosen (it clears the box and
+  // opens nothing); here it does what it says: it opens the file chooser (the click is still the user's gesture).
+  document.addEventListener('click', (event) => {
+    const button = event.target instanceof Element && event.target.closest('[data-testid=source-select] button');
+    if (!button || button.getAttribute('aria-label') !== 'Upload file') return;
+    const box = button.closest('.block');
+    setTimeout(() => {
+      const input = box && box.querySelector('input[type=file]');
+      if (input) input.click();
+    }, 50);
+  }, true);
+
+  // A waiting line counts on by itself: "running for 3 s" becomes 4 s, 5 s... a second later (the server
+  // sends it once, when the request joins its lane, and the next word is the run's own).
+  const seen = new WeakMap();
+  setInterval(() => {
+    document.querySelectorAll('.status-wait').forEach((line) => {
+      if (!seen.has(line)) seen.set(line, { at: Date.now(), html: line.innerHTML });
+      const { at, html } = seen.get(line);
+      const later = Math.floor((Date.now() - at) / 1000);
+      line.innerHTML = html.replace(/running for (\\d+) s/g, (_, n) => `running for ${Number(n) + later} s`);
+    });
+  }, 1000);
 
   // Tiny images scale up with square pixels; every image load passes here (capture phase).
   document.addEventListener('load', (event) => {
@@ -115,7 +143,64 @@ SCRIPT = """
       if (text && button.getAttribute('aria-label') !== text) button.setAttribute('aria-label', text);
     });
   };
-  new MutationObserver(() => { nameExamples(); nameBrushes(); nameWebcamButtons(); })
+  // The before/after handle as a WAI-ARIA slider: Gradio's is a drag-only div (role=none, not focusable).
+  // The keys move it by replaying the drag Gradio listens for (d3-drag: a mousedown, then window moves).
+  const STEPS = { ArrowLeft: -0.05, ArrowDown: -0.05, ArrowRight: 0.05, ArrowUp: 0.05, PageDown: -0.2, PageUp: 0.2 };
+  // Where the picture is drawn in its box (object-fit: contain), as Gradio measures it for the handle.
+  const pictureBox = (handle) => {
+    const img = handle.parentElement.querySelector('img');
+    const frame = (img && img.parentElement ? img.parentElement : handle.parentElement).getBoundingClientRect();
+    if (!img || !img.naturalWidth || !frame.height) return frame;
+    const ratio = img.naturalWidth / img.naturalHeight;
+    const width = ratio > frame.width / frame.height ? frame.width : frame.height * ratio;
+    return { left: frame.left + (frame.width - width) / 2, width };
+  };
+  const showValue = (handle, share) => {
+    const percent = Math.round(share * 100);
+    handle.dataset.share = String(share);
+    handle.setAttribute('aria-valuenow', String(percent));
+    handle.setAttribute('aria-valuetext', `${percent}% of the picture shows the original`);
+  };
+  const moveSlider = (handle, share) => {
+    share = Math.min(Math.max(share, 0), 1);
+    const picture = pictureBox(handle), at = handle.getBoundingClientRect();
+    const y = at.top + at.height / 2;
+    const fire = (type, x, on) => on.dispatchEvent(new MouseEvent(type, {
+      bubbles: true, cancelable: true, view: window, clientX: x, clientY: y, button: 0, buttons: 1 }));
+    fire('mousedown', at.left + at.width / 2, handle);
+    fire('mousemove', picture.left + share * picture.width, window);
+    fire('mouseup', picture.left + share * picture.width, window);
+    showValue(handle, share);
+  };
+  const keyboardSliders = () => {
+    document.querySelectorAll('#slider [data-testid=slider], #snap-slider [data-testid=slider]').forEach((handle) => {
+      if (handle.dataset.keys) return;
+      handle.dataset.keys = '1';
+      handle.setAttribute('role', 'slider');
+      handle.setAttribute('tabindex', '0');
+      handle.setAttribute('aria-label', 'Before and after: the original on the left, the cutout on the right');
+      handle.setAttribute('aria-valuemin', '0');
+      handle.setAttribute('aria-valuemax', '100');
+      handle.setAttribute('aria-orientation', 'horizontal');
+      showValue(handle, 0.5);  // where Gradio starts it
+      // A drag with the pointer moves it too: the number follows the handle.
+      handle.addEventListener('pointerup', () => {
+        const picture = pictureBox(handle), at = handle.getBoundingClientRect();
+        showValue(handle, Math.min(Math.max((at.left + at.width / 2 - picture.left) / picture.width, 0), 1));
+      });
+      handle.addEventListener('keydown', (event) => {
+        const now = Number(handle.dataset.share);
+        let share = null;
+        if (event.key in STEPS) share = now + STEPS[event.key];
+        else if (event.key === 'Home') share = 0;
+        else if (event.key === 'End') share = 1;
+        if (share === null) return;
+        event.preventDefault();
+        moveSlider(handle, share);
+      });
+    });
+  };
+  new MutationObserver(() => { nameExamples(); nameBrushes(); nameWebcamButtons(); keyboardSliders(); })
     .observe(document.documentElement, { childList: true, subtree: true });
 })();
 </script>
@@ -176,10 +261,14 @@ or says why not.";
 #upload-image, #slider { min-height: 260px; }
 #upload-image .image-container, #upload-image .upload-container { min-height: 220px; }
 
+/* The before/after handle, when the keyboard has it. */
+[data-testid=slider][role=slider]:focus-visible { outline: 3px solid var(--color-accent); outline-offset: 2px; }
+
 /* The run row: the model and the button under the input. */
-#run-row { align-items: stretch; gap: 8px; flex-wrap: nowrap; }
-#run { min-height: 44px; }
-#model { min-width: 140px; }
+/* The model's words on a line of their own, so that the closed menu shows them whole at every width. */
+#run-row { align-items: stretch; gap: 8px; flex-wrap: wrap; }
+#run { min-height: 44px; white-space: nowrap; }
+#model, #run { flex: 1 1 100% !important; min-width: 0 !important; }
 #model .wrap-inner::before { content: "Model"; align-self: center; margin-right: 8px; font-size: 0.8rem;
   font-weight: 600; opacity: 0.65; }
 
@@ -228,7 +317,9 @@ figure.recent .axis line { stroke: #94a3b8; }
 .known-models li { margin-bottom: 4px; }
 
 /* The webcam: frames per second beside the video. */
-#live-row { align-items: center; }
+#live-row { align-items: center; flex-wrap: wrap; }
+#live-model { flex: 1 1 100% !important; }
+#gallery-model { flex: 1 1 320px !important; }
 .fps { font-variant-numeric: tabular-nums; font-size: 0.95rem; }
 
 /* A phone: one column; the boxes shorter, so the result and its download fit the first screen. */
@@ -249,10 +340,8 @@ figure.recent .axis line { stroke: #94a3b8; }
   #slider .empty { height: 160px; min-height: 0; }
   #upload-image .image-container, #upload-image .upload-container { min-height: 0; }
   #examples { display: none; }
-  /* The model's words on a line of their own, so that the closed menu shows them whole. */
-  #run-row { flex-wrap: wrap; gap: 6px; }
-  #model { flex: 1 1 100% !important; min-width: 0 !important; }
-  #run { flex: 1 1 100% !important; min-width: 0 !important; font-size: 0.95rem; padding: 0 8px; min-height: 40px; }
+  #run-row { gap: 6px; }
+  #run { font-size: 0.95rem; padding: 0 8px; min-height: 40px; }
   /* The readout's panels one under another, each the width of the screen. */
   #readout-row { flex-direction: column; flex-wrap: nowrap; }
   #readout-row > * { flex: 0 0 auto !important; width: 100% !important; min-width: 0 !important; }

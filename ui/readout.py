@@ -241,7 +241,7 @@ def model_words(facts: list[dict[str, Any]]) -> dict[str, str]:
     """model -> what a person chooses between, from the catalogue's facts alone: "Best quality",
     "Fast · looks the same", "Fastest · rougher edges". Speed is the model's time against the
     reference's, quality its alpha difference from the reference (``models.measured``); a model
-    without figures says what its description says. Two models with the same words get their names."""
+    without figures says what its description says."""
     by_name = {f["name"]: f for f in facts}
     reference_ms = ((by_name.get(measured.REFERENCE) or {}).get("measured") or {}).get("inference_ms")
     timed = {
@@ -263,10 +263,24 @@ def model_words(facts: list[dict[str, Any]]) -> dict[str, str]:
         speed = "Fastest" if name == fastest and took < reference_ms else "Fast" if took < reference_ms else "Slower"
         look = "looks the same" if mae < 0.5 else "nearly the same" if mae < 2 else "rougher edges"
         words[name] = f"{speed} · {look}"
-    seen: dict[str, int] = {}
-    for text in words.values():
-        seen[text] = seen.get(text, 0) + 1
-    return {name: text if seen[text] == 1 else f"{text} ({name})" for name, text in words.items()}
+    # Models that share words: the fastest keeps them; the others say what they are for, when their
+    # description says so briefly ("for GPUs"), else that they are another build of the same.
+    took = {f["name"]: (f["measured"] or {}).get("inference_ms") or math.inf for f in facts}
+    out: dict[str, str] = {}
+    for name, text in words.items():
+        same = sorted((n for n, t in words.items() if t == text), key=lambda n: (took[n], n))
+        out[name] = text if same[0] == name else _told_apart(text, name, str(by_name[name]["description"]))
+    if len(set(out.values())) < len(out):  # still two alike: the names tell them apart
+        return {n: t if list(out.values()).count(t) == 1 else f"{t} ({n})" for n, t in out.items()}
+    return out
+
+
+def _told_apart(words: str, name: str, description: str) -> str:
+    """Words another model has too, with what this one is for ("for GPUs"), from its description."""
+    purpose = description.split(" (")[0].rsplit(", ", 1)[-1]
+    if purpose.startswith("for ") and len(purpose) <= 16:
+        return f"{words} · {purpose}"
+    return f"{words} · another build"
 
 
 def model_label(

@@ -366,6 +366,8 @@ def test_a_text_file_named_jpg_gets_the_engines_words_and_the_error_stays(
     assert text == f"Error: {NOT_AN_IMAGE}", text
     toast = error_toast(page, NOT_AN_IMAGE)
     expect(toast).to_be_visible()
+    shown, header = box(page, "[data-testid=toast-body]"), box(page, "#header")
+    assert shown["y"] >= header["y"] + header["height"], "the toast leaves the header readable (issue 24, defect 9)"
     body = page.locator("body")
     for leak in ("preprocess", "UnidentifiedImageError", "Traceback", str(tmp_path), "/tmp/gradio"):
         expect(body).not_to_contain_text(leak)
@@ -459,6 +461,10 @@ def test_alpha_matting_is_ready_and_a_small_image_never_waits_behind_it(
     second.locator("#run").click()
     waiting = second.locator("#status .status-wait")
     expect(waiting).to_contain_text("In the heavy queue behind: u2netp with alpha matting on a 1478×2268 image")
+    # The line counts on while it waits (issue 24, defect 10: "running for 1 s" stayed through a 3.7 s wait).
+    first = re.search(r"running for (\d+) s", waiting.inner_text())
+    assert first is not None
+    expect(waiting).to_contain_text(f"running for {int(first[1]) + 2} s")
     # ...and a small one, sent after both, is done before the second heavy one is.
     assert run_and_wait(small).startswith("Done:")
     expect(second.locator("#status .status-done")).to_have_count(0)
@@ -850,10 +856,9 @@ MENU_FIT_JS = """(sel) => {
         : input.getBoundingClientRect().right;
     const shownRoom = Math.min(room, right - input.getBoundingClientRect().left);
     const texts = [...document.querySelectorAll(`#more-models li[data-model]`)].map((li) => li.dataset.words);
-    texts.push(input.value);
-    let widest = 0, which = '';
+    let widest = ctx.measureText(input.value).width, which = input.value;
     for (const t of texts) {
-        const w = ctx.measureText(t + ' · 00.0 s here').width;
+        const w = ctx.measureText(t + ' · 0.0 s here').width;
         if (w > widest) { widest = w; which = t; }
     }
     return [widest, shownRoom, which];
@@ -876,7 +881,7 @@ def test_model_menus_speak_plain_words_and_are_never_cut(open_page: OpenPage, si
         page.get_by_role("tab", name=tab).click()
         expect(page.locator(dropdown)).to_be_visible()
         widest, room, which = page.evaluate(MENU_FIT_JS, dropdown)
-        assert widest <= room, f"{dropdown} at {size}: '{which} · 00.0 s here' needs {widest:.0f} px of {room:.0f}"
+        assert widest <= room, f"{dropdown} at {size}: '{which}' (with its time) needs {widest:.0f} px of {room:.0f}"
 
 
 def test_the_phone_readout_stacks_and_speaks_first(open_page: OpenPage) -> None:
@@ -901,3 +906,39 @@ def test_the_phone_readout_stacks_and_speaks_first(open_page: OpenPage) -> None:
     for upper, lower in itertools.pairwise(panels):
         assert upper["y"] + upper["height"] <= lower["y"] + 1, f"the panels stack, one under another: {panels}"
     assert text_problems(page, "#readout-box") == []
+
+
+def test_the_before_after_slider_moves_with_the_keyboard(page: Page) -> None:
+    """Issue 24, defect 3: the comparison's handle had tabindex=-1 and role=none; it is a WAI-ARIA slider."""
+    upload_image(page, PHOTOS_DIR / "car-1.jpg")
+    choose_model(page, "#model", "u2netp")
+    run_and_wait(page)
+    wait_for_images_loaded(page, "#slider img")
+    handle = page.locator("#slider").get_by_role("slider", name=re.compile("Before and after"))
+    expect(handle).to_have_attribute("tabindex", "0")
+    handle.focus()
+    expect(handle).to_be_focused()
+    start = int(handle.get_attribute("aria-valuenow") or -1)
+    x = box(page, "#slider [role=slider]")["x"]
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    expect(handle).to_have_attribute("aria-valuenow", str(start - 10))
+    assert box(page, "#slider [role=slider]")["x"] < x - 5, "the handle itself moved, not just its number"
+    page.keyboard.press("End")
+    expect(handle).to_have_attribute("aria-valuenow", "100")
+    page.keyboard.press("Home")
+    expect(handle).to_have_attribute("aria-valuenow", "0")
+
+
+def test_the_upload_icon_opens_the_file_chooser(page: Page) -> None:
+    """Issue 24, defect 4: the "Upload file" icon under the image box did nothing, clicked or pressed."""
+    icon = page.locator("#upload-image").get_by_role("button", name="Upload file")
+    with page.expect_file_chooser(timeout=10_000) as chooser:
+        icon.click()
+    chooser.value.set_files(PHOTOS_DIR / "car-1.jpg")
+    wait_for_images_loaded(page, "#upload-image img")
+    with page.expect_file_chooser(timeout=10_000) as chooser:
+        icon.focus()
+        page.keyboard.press("Enter")
+    chooser.value.set_files(PHOTOS_DIR / "chelsea.png")
+    expect(page.locator("#upload-image img")).to_have_attribute("src", re.compile("chelsea"), timeout=PAGE_LOAD_MS)

@@ -378,7 +378,8 @@ def build_webcam_tab(models: Models) -> WebcamTab:
     with gr.Tab("Webcam", id="webcam", elem_id="tab-webcam"):
         with gr.Row(equal_height=False):
             with gr.Column(min_width=300, scale=3):
-                with gr.Row(elem_id="live-row"):
+                # One under the other: the model's words whole, at every width (a row squeezed them).
+                with gr.Column(elem_id="live-row"):
                     model = gr.Dropdown(models.choices, value=models.live, label=label("model"), elem_id="live-model")
                     fps = gr.HTML('<div class="fps">Start live to see frames per second.</div>', elem_id="fps")
                 with gr.Row(equal_height=False):

@@ -317,9 +317,7 @@ figure.recent .axis line { stroke: #94a3b8; }
 .known-models li { margin-bottom: 4px; }
 
 /* The webcam: frames per second beside the video. */
-#live-row { align-items: center; flex-wrap: wrap; }
-#live-model { flex: 1 1 100% !important; }
-#gallery-model { flex: 1 1 320px !important; }
+#live-row { gap: 4px; }
 .fps { font-variant-numeric: tabular-nums; font-size: 0.95rem; }
 
 /* A phone: one column; the boxes shorter, so the result and its download fit the first screen. */

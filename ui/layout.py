@@ -207,7 +207,7 @@ def build_upload_tab(form: Form, models: Models, warming: bool) -> UploadTab:
                     label="Image",
                     elem_id="upload-image",
                     height=IMAGE_HEIGHT,
-                    placeholder="Drop an image here, click to choose one, or paste it (Ctrl+V)",
+                    placeholder="Drop an image here, click to choose one, or paste one",
                 )
                 with gr.Row(elem_id="run-row", equal_height=True):
                     model = gr.Dropdown(

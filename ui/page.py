@@ -38,6 +38,11 @@ TINY_SIDE = 128
 SCRIPT = """
 <style>
   /* Outside the app's own container, which Gradio scopes launch(css=...) to. */
+  /* Contrast (WCAG AA, checked by axe-core in the browser tests): the Soft theme's indigo-500 under white text
+     or on its own light tint is 4.5:1 or less; indigo-700 is 6:1 and more. The footer's grey is 2.4:1. */
+  :root, .gradio-container { --primary-500: #4338ca !important; --primary-600: #3730a3 !important;
+    --color-accent: #4338ca !important; --body-text-color-subdued: #4b5563 !important; }
+  footer, footer a, footer button, footer .built-with, footer .show-api, footer .settings { color: #4b5563 !important; }
   /* Gradio's toasts sit over the header's top right (the Run-on choice) for their 30 s: at the bottom
      they cover nothing that a person reads or presses while the error is new. */
   .toast-wrap { top: auto !important; bottom: var(--size-4, 16px); }
@@ -200,7 +205,13 @@ SCRIPT = """
       });
     });
   };
-  new MutationObserver(() => { nameExamples(); nameBrushes(); nameWebcamButtons(); keyboardSliders(); })
+  // Gradio's empty boxes carry an aria-label on a bare div (an ARIA error): they are pictures of "nothing yet".
+  const nameEmptyBoxes = () => {
+    document.querySelectorAll('.empty[aria-label]:not([role])').forEach((box) => box.setAttribute('role', 'img'));
+  };
+  new MutationObserver(() => {
+    nameExamples(); nameBrushes(); nameWebcamButtons(); keyboardSliders(); nameEmptyBoxes();
+  })
     .observe(document.documentElement, { childList: true, subtree: true });
 })();
 </script>
@@ -220,7 +231,7 @@ CSS = """
 #header { align-items: center; justify-content: space-between; flex-wrap: wrap; gap: 4px 24px; }
 #header > #brand { flex: 1 1 300px; }
 #brand h1 { font-size: 1.5rem; margin: 0; line-height: 1.2; }
-#brand span { font-size: 0.85rem; opacity: 0.7; }
+#brand span { font-size: 0.85rem; color: #4b5563; }
 #runon { flex: 0 1 auto !important; flex-wrap: wrap; align-items: center; gap: 2px 16px; width: auto; }
 #provider { display: flex; align-items: center; flex: 0 0 auto !important; min-width: 0 !important;
   overflow: visible !important; padding: 0; }
@@ -231,7 +242,7 @@ CSS = """
 #provider-note details, #more-models details { margin: 0; }
 #status .html-container, #snap-status .html-container, #gallery-status-line .html-container,
 #provider-note .html-container, #brand .html-container { padding: 0; }
-#provider-note .unavailable summary { cursor: pointer; font-size: 0.85rem; opacity: 0.8; }
+#provider-note .unavailable summary { cursor: pointer; font-size: 0.85rem; color: #374151; }
 #provider-note .unavailable summary span { white-space: nowrap; }
 #provider-note .short { display: none; }
 #provider-note .unavailable ul { font-size: 0.85rem; margin: 4px 0 0 1em; max-width: 40em; }
@@ -270,7 +281,7 @@ or says why not.";
 #run { min-height: 44px; white-space: nowrap; }
 #model, #run { flex: 1 1 100% !important; min-width: 0 !important; }
 #model .wrap-inner::before { content: "Model"; align-self: center; margin-right: 8px; font-size: 0.8rem;
-  font-weight: 600; opacity: 0.65; }
+  font-weight: 600; color: #4b5563; }
 
 /* The status line under the button: an error stays readable until the next run. */
 .status { min-height: 1.4em; padding: 4px 8px; border-radius: 6px; font-size: 0.9rem; }
@@ -281,7 +292,7 @@ or says why not.";
 .status-error { background: #fee2e2; color: #991b1b; border: 1px solid #fca5a5; }
 
 /* Background swatches: colour squares with their names kept for screen readers. */
-#swatches .wrap { gap: 4px; }
+#swatches .wrap { gap: 4px; flex-wrap: nowrap; }
 #swatches label {
   width: 24px; height: 24px; min-width: 0; padding: 0; border-radius: 50%; border: 1px solid #94a3b8;
   justify-content: center; font-size: 0; box-shadow: none;
@@ -295,7 +306,7 @@ __SWATCHES__
 .option-group { gap: 8px; }
 
 /* The read-outs. */
-.readout-empty { opacity: 0.6; font-size: 0.9rem; padding: 8px 0; }
+.readout-empty { color: #4b5563; font-size: 0.9rem; padding: 8px 0; }
 .last-title { font-size: 0.9rem; margin-bottom: 6px; }
 .chip { color: #fff; border-radius: 4px; padding: 1px 6px; font-size: 0.8rem; font-weight: 600; }
 .stagebar { display: flex; height: 22px; border-radius: 5px; overflow: hidden; background: #e2e8f0; }

@@ -792,6 +792,10 @@ TEXT_PROBLEMS_JS = """(root) => {
     const scope = document.querySelector(root);
     if (!scope) return [`${root} is not on the page`];
     const shown = (el) => {
+        // Inside a closed <details> or a hidden tab, checkVisibility says so; computed styles do not.
+        if (!el.checkVisibility({ contentVisibilityAuto: true, opacityProperty: true, visibilityProperty: true })) {
+            return false;
+        }
         for (let e = el; e && e !== document.body; e = e.parentElement) {
             const s = getComputedStyle(e);
             if (s.display === 'none' || s.visibility === 'hidden' || Number(s.opacity) === 0) return false;

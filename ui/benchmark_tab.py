@@ -64,7 +64,7 @@ class BenchmarkHandlers:
 def benchmark_tab(engine: Engine, folder: Path) -> None:
     """Lay out and wire the tab; call inside ``gr.Tabs()``."""
     handlers = BenchmarkHandlers(engine, folder)
-    with gr.Tab("Benchmark", id="benchmark"):
+    with gr.Tab("Benchmark", id="benchmark", elem_id="tab-benchmark"):
         gr.Markdown(
             "Measures this machine: every provider that can run, u2net, u2netp and u2net-int8 on a 1080p photo, "
             "against rembg in the same run. It takes a few minutes and competes with live requests while it runs."

@@ -382,7 +382,7 @@ def build_webcam_tab(models: Models) -> WebcamTab:
                 with gr.Column(elem_id="live-row"):
                     model = gr.Dropdown(models.choices, value=models.live, label=label("model"), elem_id="live-model")
                     fps = gr.HTML('<div class="fps">Start live to see frames per second.</div>', elem_id="fps")
-                with gr.Row(equal_height=False):
+                with gr.Row(equal_height=False, elem_id="live-pair"):
                     live_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Live", elem_id="live")
                     live_out = gr.Image(label="Live cutout", format="webp", elem_id="live-out")
             with gr.Column(min_width=300, scale=2):
@@ -402,12 +402,11 @@ def build_gallery_tab(form: Form, models: Models) -> GalleryTab:
         with gr.Row(equal_height=False):
             with gr.Column(min_width=300):
                 files = uploaded_file(file_count="multiple", label="Images", elem_id="gallery-files", height=220)
-                with gr.Row(equal_height=True):
-                    model = gr.Dropdown(
-                        models.choices, value=models.default, label=label("model"), elem_id="gallery-model",
-                        min_width=220,
-                    )  # fmt: skip
-                    output_format = option_control(form.rows["output_format"], min_width=220)
+                # The model on a line of its own: beside the format, its words were cut off.
+                model = gr.Dropdown(
+                    models.choices, value=models.default, label=label("model"), elem_id="gallery-model",
+                )  # fmt: skip
+                output_format = option_control(form.rows["output_format"])
                 run = gr.Button("Remove backgrounds", variant="primary", elem_id="gallery-run")
                 status = gr.HTML(status_html("idle", ""), elem_id="gallery-status-line", padding=False)
             with gr.Column(min_width=300):

@@ -52,6 +52,16 @@ SCRIPT = """
 </style>
 <script>
 (() => {
+  // Gradio's client (6.x) streams each request through a stand-in for EventSource whose close() only logs
+  // "Method not implemented." (console.warn), twice a request: a harmless upstream stub (@gradio/client, its
+  // fetch-based stream), not an error of this page. Only that exact message is dropped.
+  const warn = console.warn.bind(console);
+  console.warn = (...args) => {
+    if (args.length === 1 && args[0] === 'Method not implemented.') return;
+    warn(...args);
+  };
+})();
+(() => {
   const HEAVY_PIXELS = __HEAVY_PIXELS__, TINY_SIDE = __TINY_SIDE__;
   const RESTORE = '__RESTORE__', ERASE = '__ERASE__';
   const q = (selector) => document.querySelector(selector);
@@ -205,12 +215,20 @@ SCRIPT = """
       });
     });
   };
+  // Gradio's drop zones are named "Click to upload or drop files" whatever they say; the name that a speech
+  // user says is the text shown ("Drop an image here..."), so the name starts with it.
+  const nameDropZones = () => {
+    document.querySelectorAll('[aria-label="Click to upload or drop files"]').forEach((zone) => {
+      const text = zone.innerText.replace(/\\s+/g, ' ').trim();
+      if (text) zone.setAttribute('aria-label', `${text} (click to choose a file)`);
+    });
+  };
   // Gradio's empty boxes carry an aria-label on a bare div (an ARIA error): they are pictures of "nothing yet".
   const nameEmptyBoxes = () => {
     document.querySelectorAll('.empty[aria-label]:not([role])').forEach((box) => box.setAttribute('role', 'img'));
   };
   new MutationObserver(() => {
-    nameExamples(); nameBrushes(); nameWebcamButtons(); keyboardSliders(); nameEmptyBoxes();
+    nameExamples(); nameBrushes(); nameWebcamButtons(); keyboardSliders(); nameEmptyBoxes(); nameDropZones();
   })
     .observe(document.documentElement, { childList: true, subtree: true });
 })();
@@ -329,6 +347,7 @@ figure.recent .axis line { stroke: #94a3b8; }
 
 /* The webcam: frames per second beside the video. */
 #live-row { gap: 4px; }
+#live button { white-space: nowrap; }
 .fps { font-variant-numeric: tabular-nums; font-size: 0.95rem; }
 
 /* A phone: one column; the boxes shorter, so the result and its download fit the first screen. */
@@ -351,6 +370,13 @@ figure.recent .axis line { stroke: #94a3b8; }
   #examples { display: none; }
   #run-row { gap: 6px; }
   #run { font-size: 0.95rem; padding: 0 8px; min-height: 40px; }
+  /* The live video and its cutout one under the other: side by side, the image's buttons covered its label and
+     the Stop button most of the video. */
+  #live-model, #gallery-model { padding: 6px 6px !important; }
+  #live-pair { flex-direction: column; flex-wrap: nowrap; }
+  #live-pair > * { flex: 0 0 auto !important; width: 100% !important; min-width: 0 !important; }
+  #gallery-status table { table-layout: auto; }
+  #gallery-status td { white-space: normal !important; overflow-wrap: anywhere; }
   /* The readout's panels one under another, each the width of the screen. */
   #readout-row { flex-direction: column; flex-wrap: nowrap; }
   #readout-row > * { flex: 0 0 auto !important; width: 100% !important; min-width: 0 !important; }

@@ -41,7 +41,8 @@ SCRIPT = """
   /* Contrast (WCAG AA, checked by axe-core in the browser tests): the Soft theme's indigo-500 under white text
      or on its own light tint is 4.5:1 or less; indigo-700 is 6:1 and more. The footer's grey is 2.4:1. */
   :root, .gradio-container { --primary-500: #4338ca !important; --primary-600: #3730a3 !important;
-    --color-accent: #4338ca !important; --body-text-color-subdued: #4b5563 !important; }
+    --color-accent: #4338ca !important; --button-primary-background-fill-hover: #3730a3 !important;
+    --body-text-color-subdued: #4b5563 !important; }
   footer, footer a, footer button, footer .built-with, footer .show-api, footer .settings { color: #4b5563 !important; }
   /* Gradio's toasts sit over the header's top right (the Run-on choice) for their 30 s: at the bottom
      they cover nothing that a person reads or presses while the error is new. */
@@ -218,9 +219,11 @@ SCRIPT = """
   // Gradio's drop zones are named "Click to upload or drop files" whatever they say; the name that a speech
   // user says is the text shown ("Drop an image here..."), so the name starts with it.
   const nameDropZones = () => {
-    document.querySelectorAll('[aria-label="Click to upload or drop files"]').forEach((zone) => {
+    const zones = '[aria-label="Click to upload or drop files"], [aria-label="Paste from clipboard"]';
+    document.querySelectorAll(zones).forEach((zone) => {
       const text = zone.innerText.replace(/\\s+/g, ' ').trim();
-      if (text) zone.setAttribute('aria-label', `${text} (click to choose a file)`);
+      const name = zone.getAttribute('aria-label');
+      if (text && !name.includes(text)) zone.setAttribute('aria-label', `${text} (${name.toLowerCase()})`);
     });
   };
   // Gradio's empty boxes carry an aria-label on a bare div (an ARIA error): they are pictures of "nothing yet".

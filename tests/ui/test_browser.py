@@ -974,11 +974,12 @@ def axe_findings(page: Page) -> list[str]:
 def visit_tabs(page: Page, size: str) -> Iterator[str]:
     """Each tab in turn (on a phone the last ones sit behind Gradio's overflow menu); yields its name."""
     for tab in ("Upload", "Webcam", "Gallery", "Benchmark"):
-        if page.get_by_role("tab", name=tab).count():
-            page.get_by_role("tab", name=tab).click()
+        direct = page.locator("#tabs [role=tab]:visible").filter(has_text=re.compile(rf"^\s*{tab}\s*$"))
+        if direct.count():
+            direct.first.click()
         else:
-            page.locator('button[aria-label="More tabs"]').click()
-            page.locator("#tabs .overflow-dropdown button").filter(has_text=tab).click()
+            page.locator('#tabs button[aria-label="More tabs"]:visible').first.click()
+            page.locator("#tabs .overflow-dropdown button:visible").filter(has_text=tab).first.click()
         expect(page.locator(f"#tab-{tab.lower()}")).to_be_visible()
         yield tab
 

@@ -415,8 +415,7 @@ def build_gallery_tab(form: Form, models: Models) -> GalleryTab:
                     label="Downloads (the zip first, with _report.json)",
                     file_count="multiple",
                     elem_id="gallery-downloads",
-                    height=140,
-                )
+                )  # no fixed height: every cutout is listed, not the zip and one
         table = gr.Dataframe(
             headers=["file", "status", "provider", "total ms"], label="Per file", elem_id="gallery-status"
         )

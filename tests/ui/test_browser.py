@@ -961,7 +961,7 @@ AXE_RUN_JS = """async () => {
     const result = await axe.run(document, { resultTypes: ['violations'] });
     return result.violations.filter((v) => v.impact === 'critical' || v.impact === 'serious')
         .flatMap((v) => v.nodes.map((n) =>
-            `${v.id}: ${n.target.join(' ')} (${(n.failureSummary || '').slice(0, 160)})`));
+            `${v.id}: ${n.target.join(' ')} ${n.html.slice(0, 160)} (${(n.failureSummary || '').slice(0, 160)})`));
 }"""
 
 
@@ -974,12 +974,12 @@ def axe_findings(page: Page) -> list[str]:
 def visit_tabs(page: Page, size: str) -> Iterator[str]:
     """Each tab in turn (on a phone the last ones sit behind Gradio's overflow menu); yields its name."""
     for tab in ("Upload", "Webcam", "Gallery", "Benchmark"):
-        direct = page.locator("#tabs [role=tab]:visible").filter(has_text=re.compile(rf"^\s*{tab}\s*$"))
-        if direct.count():
+        direct = page.get_by_role("tab", name=tab, exact=True)
+        if direct.count() and direct.first.is_visible():
             direct.first.click()
         else:
-            page.locator('#tabs button[aria-label="More tabs"]:visible').first.click()
-            page.locator("#tabs .overflow-dropdown button:visible").filter(has_text=tab).first.click()
+            page.get_by_role("button", name="More tabs").first.click()
+            page.locator("#tabs .overflow-dropdown button").filter(has_text=tab).first.click()
         expect(page.locator(f"#tab-{tab.lower()}")).to_be_visible()
         yield tab
 

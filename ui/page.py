@@ -216,10 +216,11 @@ SCRIPT = """
       });
     });
   };
-  // Gradio's drop zones are named "Click to upload or drop files" whatever they say; the name that a speech
+  // Gradio's drop zones are named "Click to upload or drop files" (or the like) whatever they say; the name that a speech
   // user says is the text shown ("Drop an image here..."), so the name starts with it.
   const nameDropZones = () => {
-    const zones = '[aria-label="Click to upload or drop files"], [aria-label="Paste from clipboard"]';
+    const zones = ['Click to upload or drop files', 'Drop an image file here to upload', 'Paste from clipboard']
+      .map((name) => `[aria-label="${name}"]`).join(', ');
     document.querySelectorAll(zones).forEach((zone) => {
       const text = zone.innerText.replace(/\\s+/g, ' ').trim();
       const name = zone.getAttribute('aria-label');

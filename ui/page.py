@@ -216,8 +216,8 @@ SCRIPT = """
       });
     });
   };
-  // Gradio's drop zones are named "Click to upload or drop files" (or the like) whatever they say; the name that a speech
-  // user says is the text shown ("Drop an image here..."), so the name starts with it.
+  // Gradio's drop zones are named "Click to upload or drop files" (or the like) whatever they say; the name
+  // that a speech user says is the text shown ("Drop an image here..."), so the name starts with it.
   const nameDropZones = () => {
     const zones = ['Click to upload or drop files', 'Drop an image file here to upload', 'Paste from clipboard']
       .map((name) => `[aria-label="${name}"]`).join(', ');

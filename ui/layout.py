@@ -417,7 +417,10 @@ def build_gallery_tab(form: Form, models: Models) -> GalleryTab:
                     elem_id="gallery-downloads",
                 )  # no fixed height: every cutout is listed, not the zip and one
         table = gr.Dataframe(
-            headers=["file", "status", "provider", "total ms"], label="Per file", elem_id="gallery-status"
+            headers=["file", "status", "provider", "total ms"],
+            label="Per file",
+            elem_id="gallery-status",
+            wrap=True,  # a phone shows the whole error, not "error: the input is not a rec…"
         )
     return GalleryTab(files, model, output_format, run, status, gallery, downloads, table)
 

@@ -379,8 +379,6 @@ figure.recent .axis line { stroke: #94a3b8; }
   #live-model, #gallery-model { padding: 6px 6px !important; }
   #live-pair { flex-direction: column; flex-wrap: nowrap; }
   #live-pair > * { flex: 0 0 auto !important; width: 100% !important; min-width: 0 !important; }
-  #gallery-status table { table-layout: auto; }
-  #gallery-status td { white-space: normal !important; overflow-wrap: anywhere; }
   /* The readout's panels one under another, each the width of the screen. */
   #readout-row { flex-direction: column; flex-wrap: nowrap; }
   #readout-row > * { flex: 0 0 auto !important; width: 100% !important; min-width: 0 !important; }

@@ -1005,3 +1005,23 @@ def test_axe_finds_nothing_serious_and_no_text_overlaps(open_page: OpenPage, siz
         found[f"text, {tab}"] = text_problems(page)
     found = {where: problems for where, problems in found.items() if problems}
     assert found == {}, json.dumps(found, indent=1, ensure_ascii=False)
+
+
+def test_the_phone_gallery_shows_whole_errors_and_every_download(open_page: OpenPage) -> None:
+    """Issue 24, defects 8 and 12: on a phone the table cut the error off ("error: the input is not a rec…"),
+    and the downloads box showed the zip and one cutout."""
+    page = open_page(PHONE)
+    page.get_by_role("tab", name="Gallery").click()
+    choose_model(page, "#gallery-model", "u2netp")
+    files = [PHOTOS_DIR / "car-1.jpg", PHOTOS_DIR / "chelsea.png", ROOT / "README.md"]
+    page.locator("#gallery-files input[type=file]").set_input_files(files)
+    expect(page.locator("#gallery-files")).to_contain_text("README", timeout=PAGE_LOAD_MS)
+    run_and_wait(page, "#gallery-run", "#gallery-status-line")
+    expect(page.locator("#gallery-status").get_by_role("row").filter(has_text="README.md")).to_be_visible()
+    assert text_problems(page, "#gallery-status") == []
+    links = page.locator("#gallery-downloads a[download]")
+    expect(links).to_have_count(3)
+    for i in range(3):
+        expect(links.nth(i)).to_be_visible()
+        link, downloads = box(page, f"#gallery-downloads a[download] >> nth={i}"), box(page, "#gallery-downloads")
+        assert link["y"] + link["height"] <= downloads["y"] + downloads["height"] + 1, "listed, not scrolled away"

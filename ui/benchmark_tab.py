@@ -64,7 +64,7 @@ class BenchmarkHandlers:
 def benchmark_tab(engine: Engine, folder: Path) -> None:
     """Lay out and wire the tab; call inside ``gr.Tabs()``."""
     handlers = BenchmarkHandlers(engine, folder)
-    with gr.Tab("Benchmark", id="benchmark"):
+    with gr.Tab("Benchmark", id="benchmark", elem_id="tab-benchmark"):
         gr.Markdown(
             "Measures this machine: every provider that can run, u2net, u2netp and u2net-int8 on a 1080p photo, "
             "against rembg in the same run. It takes a few minutes and competes with live requests while it runs."
@@ -77,7 +77,7 @@ def benchmark_tab(engine: Engine, folder: Path) -> None:
         with gr.Row():
             cpu_price = gr.Number(300, label="CPU machine per month")
             gpu_price = gr.Number(1800, label="GPU machine per month")
-            currency = gr.Textbox("¥", label="Currency", max_length=4)
+            currency = gr.Textbox("$", label="Currency", max_length=4)
             hours = gr.Number(8, label="Hours per day", minimum=1, maximum=24)
             volume = gr.Number(10000, label="Images per day", minimum=1)
             target = gr.Number(3000, label="p95 latency target (ms)", minimum=1)

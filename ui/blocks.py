@@ -27,6 +27,7 @@ from typing import Any
 import gradio as gr
 
 from core import Engine, RemovalOptions, Settings, available_providers
+from ui import readout
 from ui.activity import GALLERY, HEAVY, LIGHT, Activity
 from ui.errors import quiet_input_errors, user_errors
 from ui.form import Form
@@ -37,6 +38,7 @@ from ui.handlers import (
     TOUCHUP_OUTPUTS,
     WARMING_INFO,
     Handlers,
+    status_html,
     warming_up,
 )
 from ui.layout import (
@@ -118,6 +120,12 @@ def wire_upload(page: Page, handlers: Handlers, lanes: dict[str, dict[str, Any]]
             handlers.touchup_picture, [up.touch], [up.editor], queue=False, show_progress="hidden", **PRIVATE
         )  # fmt: skip
 
+    # A new image starts a new story: the last error and the last result's readout go (no queue, no round trip
+    # through a lane). ``change`` also covers an example chosen and the box cleared.
+    up.image.change(
+        lambda: (status_html("idle", ""), readout.last_request_html(None)), None, [up.status, out.last],
+        queue=False, show_progress="hidden", **PRIVATE,
+    )  # fmt: skip
     # One background control: choosing a colour or an image chooses that background.
     bg = up.background
     bg.swatches.input(None, [bg.swatches], [bg.color, bg.choice], js="(c) => [c, 'colour']")

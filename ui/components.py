@@ -12,7 +12,7 @@ from gradio.utils import NamedString
 
 from base.settings import Settings
 from core.options import kind_of
-from ui.form import Row, api_default, label, start, step
+from ui.form import Row, api_default, help_line, label, start, step
 
 #: An integer row with a wider range than this is a number box: a slider cannot pick one value in ten thousand.
 SLIDER_MAX_STEPS = 1000
@@ -92,7 +92,7 @@ def option_control(row: Row, info: str | None = None, **kwargs: Any) -> gr.compo
     image an upload, anything else a text box. ``info`` replaces the row's help.
     """
     kind, value = kind_of(row), start(row)
-    common: dict[str, Any] = {"label": label(row.name), "info": info or row.metadata["help"], **kwargs}
+    common: dict[str, Any] = {"label": label(row.name), "info": info or help_line(row), **kwargs}
     choices = row.metadata.get("choices")
     if kind == "bool":
         return gr.Checkbox(value=bool(value), **common)

@@ -35,6 +35,11 @@ LABELS = {
     "shadow_offset_y": "Offset ↓", "shadow_blur": "Softness", "shadow_opacity": "Opacity %",
 }  # fmt: skip
 
+#: The page's own help lines for some options, in words (the table's help speaks to the REST API's users).
+HELP = {
+    "quality": "1-100: lower is a smaller file with less detail. 0 keeps every detail (WebP without loss; JPEG at 90).",
+}
+
 #: The form's one field that is not an option: which background (``BACKGROUND_ROWS``) the page sends.
 BACKGROUND = "background"
 #: The background control's choices, (label, value), and the option each one sends.
@@ -50,6 +55,11 @@ NOT_ON_FORM = frozenset({"mask_edit"})
 def label(name: str) -> str:
     """The control's label: the page's own words, else the option's name in words."""
     return LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
+def help_line(row: Row) -> str:
+    """The control's help line: the page's own words, else the row's help."""
+    return HELP.get(row.name) or row.metadata["help"]
 
 
 def step(row: Row) -> int | float:

@@ -60,7 +60,7 @@ GALLERY_OUTPUTS = ("gallery", "files", "table", "status", "history", "chart")
 
 
 def status_html(kind: str, text: str) -> str:
-    """The status line under the button: idle, wait, run, done or error; an error stays until the next run."""
+    """The status line under the button: idle, wait, run, done or error; an error stays until the next run or upload."""
     label = {"error": "<b>Error:</b> ", "wait": "<b>Waiting.</b> "}.get(kind, "")
     # data-at changes with every update, so that a page (or a test) can tell two equal messages apart.
     return (

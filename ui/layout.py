@@ -179,8 +179,7 @@ class Models:
 def build_header(settings: Settings) -> Header:
     with gr.Row(elem_id="header", equal_height=True):
         gr.HTML(
-            '<div class="brand"><h1>Background removal</h1>'
-            "<span>U²-Net on onnxruntime · everything runs on this server</span></div>",
+            f'<div class="brand"><h1>Background removal</h1><span>{readout.esc(readout.runs_on_words())}</span></div>',
             elem_id="brand",
             padding=False,
         )
@@ -208,7 +207,7 @@ def build_upload_tab(form: Form, models: Models, warming: bool) -> UploadTab:
                     label="Image",
                     elem_id="upload-image",
                     height=IMAGE_HEIGHT,
-                    placeholder="Drop an image here, click to choose one, or paste it (Ctrl+V)",
+                    placeholder="Drop an image here, click to choose one, or paste one",
                 )
                 with gr.Row(elem_id="run-row", equal_height=True):
                     model = gr.Dropdown(
@@ -379,10 +378,11 @@ def build_webcam_tab(models: Models) -> WebcamTab:
     with gr.Tab("Webcam", id="webcam", elem_id="tab-webcam"):
         with gr.Row(equal_height=False):
             with gr.Column(min_width=300, scale=3):
-                with gr.Row(elem_id="live-row"):
+                # One under the other: the model's words whole, at every width (a row squeezed them).
+                with gr.Column(elem_id="live-row"):
                     model = gr.Dropdown(models.choices, value=models.live, label=label("model"), elem_id="live-model")
                     fps = gr.HTML('<div class="fps">Start live to see frames per second.</div>', elem_id="fps")
-                with gr.Row(equal_height=False):
+                with gr.Row(equal_height=False, elem_id="live-pair"):
                     live_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Live", elem_id="live")
                     live_out = gr.Image(label="Live cutout", format="webp", elem_id="live-out")
             with gr.Column(min_width=300, scale=2):
@@ -402,12 +402,11 @@ def build_gallery_tab(form: Form, models: Models) -> GalleryTab:
         with gr.Row(equal_height=False):
             with gr.Column(min_width=300):
                 files = uploaded_file(file_count="multiple", label="Images", elem_id="gallery-files", height=220)
-                with gr.Row(equal_height=True):
-                    model = gr.Dropdown(
-                        models.choices, value=models.default, label=label("model"), elem_id="gallery-model",
-                        min_width=220,
-                    )  # fmt: skip
-                    output_format = option_control(form.rows["output_format"], min_width=220)
+                # The model on a line of its own: beside the format, its words were cut off.
+                model = gr.Dropdown(
+                    models.choices, value=models.default, label=label("model"), elem_id="gallery-model",
+                )  # fmt: skip
+                output_format = option_control(form.rows["output_format"])
                 run = gr.Button("Remove backgrounds", variant="primary", elem_id="gallery-run")
                 status = gr.HTML(status_html("idle", ""), elem_id="gallery-status-line", padding=False)
             with gr.Column(min_width=300):
@@ -416,10 +415,12 @@ def build_gallery_tab(form: Form, models: Models) -> GalleryTab:
                     label="Downloads (the zip first, with _report.json)",
                     file_count="multiple",
                     elem_id="gallery-downloads",
-                    height=140,
-                )
+                )  # no fixed height: every cutout is listed, not the zip and one
         table = gr.Dataframe(
-            headers=["file", "status", "provider", "total ms"], label="Per file", elem_id="gallery-status"
+            headers=["file", "status", "provider", "total ms"],
+            label="Per file",
+            elem_id="gallery-status",
+            wrap=True,  # a phone shows the whole error, not "error: the input is not a rec…"
         )
     return GalleryTab(files, model, output_format, run, status, gallery, downloads, table)
 
@@ -427,7 +428,7 @@ def build_gallery_tab(form: Form, models: Models) -> GalleryTab:
 def build_readout(settings: Settings, engine: Engine) -> Readout:
     gr.HTML(readout.more_models_html(settings), elem_id="more-models", padding=False)
     with gr.Accordion("Readout", open=True, elem_id="readout-box"):
-        with gr.Row(equal_height=False):
+        with gr.Row(equal_height=False, elem_id="readout-row"):
             last = gr.HTML(readout.last_request_html(None), elem_id="readout", min_height=0, min_width=300)
             history = gr.HTML(readout.history_html(engine), elem_id="stats", min_height=0, min_width=260)
             chart = gr.HTML(readout.recent_chart_html(engine), elem_id="chart", min_height=0, min_width=300)

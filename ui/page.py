@@ -4,7 +4,8 @@
 The script does only what needs the browser: it sends a request to its lane (the
 image's size is known there before any upload round trip), takes an image pasted
 anywhere on the Upload tab, names the example thumbnails for screen readers, and
-marks tiny images so that they scale up pixelated instead of blurred.
+marks tiny images so that they scale up pixelated instead of blurred, and makes the
+before/after handle a slider that the keyboard moves (Gradio's is drag-only).
 """
 
 from __future__ import annotations
@@ -43,11 +44,30 @@ TINY_SIDE = 128
 SCRIPT = """
 <style>
   /* Outside the app's own container, which Gradio scopes launch(css=...) to. */
+  /* Contrast (WCAG AA, checked by axe-core in the browser tests): the Soft theme's indigo-500 under white text
+     or on its own light tint is 4.5:1 or less; indigo-700 is 6:1 and more. The footer's grey is 2.4:1. */
+  :root, .gradio-container { --primary-500: #4338ca !important; --primary-600: #3730a3 !important;
+    --color-accent: #4338ca !important; --button-primary-background-fill-hover: #3730a3 !important;
+    --body-text-color-subdued: #4b5563 !important; }
+  footer, footer a, footer button, footer .built-with, footer .show-api, footer .settings { color: #4b5563 !important; }
+  /* Gradio's toasts sit over the header's top right (the Run-on choice) for their 30 s: at the bottom
+     they cover nothing that a person reads or presses while the error is new. */
+  .toast-wrap { top: auto !important; bottom: var(--size-4, 16px); }
   @media (max-width: 640px) {
     .gradio-container > .main { padding-left: 10px !important; padding-right: 10px !important; }
   }
 </style>
 <script>
+(() => {
+  // Gradio's client (6.x) streams each request through a stand-in for EventSource whose close() only logs
+  // "Method not implemented." (console.warn), twice a request: a harmless upstream stub (@gradio/client, its
+  // fetch-based stream), not an error of this page. Only that exact message is dropped.
+  const warn = console.warn.bind(console);
+  console.warn = (...args) => {
+    if (args.length === 1 && args[0] === 'Method not implemented.') return;
+    warn(...args);
+  };
+})();
 (() => {
   const HEAVY_PIXELS = __HEAVY_PIXELS__, TINY_SIDE = __TINY_SIDE__, HEAVY_MODELS = __HEAVY_MODELS__;
   const RESTORE = '__RESTORE__', ERASE = '__ERASE__';
@@ -80,6 +100,30 @@ SCRIPT = """
     input.files = transfer.files;
     input.dispatchEvent(new Event('change', { bubbles: true }));
   }, true);
+
+  // Gradio's "Upload file" source button only chooses the source that is already chosen (it clears the box and
+  // opens nothing); here it does what it says: it opens the file chooser (the click is still the user's gesture).
+  document.addEventListener('click', (event) => {
+    const button = event.target instanceof Element && event.target.closest('[data-testid=source-select] button');
+    if (!button || button.getAttribute('aria-label') !== 'Upload file') return;
+    const box = button.closest('.block');
+    setTimeout(() => {
+      const input = box && box.querySelector('input[type=file]');
+      if (input) input.click();
+    }, 50);
+  }, true);
+
+  // A waiting line counts on by itself: "running for 3 s" becomes 4 s, 5 s... a second later (the server
+  // sends it once, when the request joins its lane, and the next word is the run's own).
+  const seen = new WeakMap();
+  setInterval(() => {
+    document.querySelectorAll('.status-wait').forEach((line) => {
+      if (!seen.has(line)) seen.set(line, { at: Date.now(), html: line.innerHTML });
+      const { at, html } = seen.get(line);
+      const later = Math.floor((Date.now() - at) / 1000);
+      line.innerHTML = html.replace(/running for (\\d+) s/g, (_, n) => `running for ${Number(n) + later} s`);
+    });
+  }, 1000);
 
   // Tiny images scale up with square pixels; every image load passes here (capture phase).
   document.addEventListener('load', (event) => {
@@ -124,7 +168,81 @@ SCRIPT = """
       if (text && button.getAttribute('aria-label') !== text) button.setAttribute('aria-label', text);
     });
   };
-  new MutationObserver(() => { nameExamples(); nameBrushes(); nameWebcamButtons(); })
+  // The before/after handle as a WAI-ARIA slider: Gradio's is a drag-only div (role=none, not focusable).
+  // The keys move it by replaying the drag Gradio listens for (d3-drag: a mousedown, then window moves).
+  const STEPS = { ArrowLeft: -0.05, ArrowDown: -0.05, ArrowRight: 0.05, ArrowUp: 0.05, PageDown: -0.2, PageUp: 0.2 };
+  // Where the picture is drawn in its box (object-fit: contain), as Gradio measures it for the handle.
+  const pictureBox = (handle) => {
+    const img = handle.parentElement.querySelector('img');
+    const frame = (img && img.parentElement ? img.parentElement : handle.parentElement).getBoundingClientRect();
+    if (!img || !img.naturalWidth || !frame.height) return frame;
+    const ratio = img.naturalWidth / img.naturalHeight;
+    const width = ratio > frame.width / frame.height ? frame.width : frame.height * ratio;
+    return { left: frame.left + (frame.width - width) / 2, width };
+  };
+  const showValue = (handle, share) => {
+    const percent = Math.round(share * 100);
+    handle.dataset.share = String(share);
+    handle.setAttribute('aria-valuenow', String(percent));
+    handle.setAttribute('aria-valuetext', `${percent}% of the picture shows the original`);
+  };
+  const moveSlider = (handle, share) => {
+    share = Math.min(Math.max(share, 0), 1);
+    const picture = pictureBox(handle), at = handle.getBoundingClientRect();
+    const y = at.top + at.height / 2;
+    const fire = (type, x, on) => on.dispatchEvent(new MouseEvent(type, {
+      bubbles: true, cancelable: true, view: window, clientX: x, clientY: y, button: 0, buttons: 1 }));
+    fire('mousedown', at.left + at.width / 2, handle);
+    fire('mousemove', picture.left + share * picture.width, window);
+    fire('mouseup', picture.left + share * picture.width, window);
+    showValue(handle, share);
+  };
+  const keyboardSliders = () => {
+    document.querySelectorAll('#slider [data-testid=slider], #snap-slider [data-testid=slider]').forEach((handle) => {
+      if (handle.dataset.keys) return;
+      handle.dataset.keys = '1';
+      handle.setAttribute('role', 'slider');
+      handle.setAttribute('tabindex', '0');
+      handle.setAttribute('aria-label', 'Before and after: the original on the left, the cutout on the right');
+      handle.setAttribute('aria-valuemin', '0');
+      handle.setAttribute('aria-valuemax', '100');
+      handle.setAttribute('aria-orientation', 'horizontal');
+      showValue(handle, 0.5);  // where Gradio starts it
+      // A drag with the pointer moves it too: the number follows the handle.
+      handle.addEventListener('pointerup', () => {
+        const picture = pictureBox(handle), at = handle.getBoundingClientRect();
+        showValue(handle, Math.min(Math.max((at.left + at.width / 2 - picture.left) / picture.width, 0), 1));
+      });
+      handle.addEventListener('keydown', (event) => {
+        const now = Number(handle.dataset.share);
+        let share = null;
+        if (event.key in STEPS) share = now + STEPS[event.key];
+        else if (event.key === 'Home') share = 0;
+        else if (event.key === 'End') share = 1;
+        if (share === null) return;
+        event.preventDefault();
+        moveSlider(handle, share);
+      });
+    });
+  };
+  // Gradio's drop zones are named "Click to upload or drop files" (or the like) whatever they say; the name
+  // that a speech user says is the text shown ("Drop an image here..."), so the name starts with it.
+  const nameDropZones = () => {
+    const zones = ['Click to upload or drop files', 'Drop an image file here to upload', 'Paste from clipboard']
+      .map((name) => `[aria-label="${name}"]`).join(', ');
+    document.querySelectorAll(zones).forEach((zone) => {
+      const text = zone.innerText.replace(/\\s+/g, ' ').trim();
+      const name = zone.getAttribute('aria-label');
+      if (text && !name.includes(text)) zone.setAttribute('aria-label', `${text} (${name.toLowerCase()})`);
+    });
+  };
+  // Gradio's empty boxes carry an aria-label on a bare div (an ARIA error): they are pictures of "nothing yet".
+  const nameEmptyBoxes = () => {
+    document.querySelectorAll('.empty[aria-label]:not([role])').forEach((box) => box.setAttribute('role', 'img'));
+  };
+  new MutationObserver(() => {
+    nameExamples(); nameBrushes(); nameWebcamButtons(); keyboardSliders(); nameEmptyBoxes(); nameDropZones();
+  })
     .observe(document.documentElement, { childList: true, subtree: true });
 })();
 </script>
@@ -145,7 +263,7 @@ CSS = """
 #header { align-items: center; justify-content: space-between; flex-wrap: wrap; gap: 4px 24px; }
 #header > #brand { flex: 1 1 300px; }
 #brand h1 { font-size: 1.5rem; margin: 0; line-height: 1.2; }
-#brand span { font-size: 0.85rem; opacity: 0.7; }
+#brand span { font-size: 0.85rem; color: #4b5563; }
 #runon { flex: 0 1 auto !important; flex-wrap: wrap; align-items: center; gap: 2px 16px; width: auto; }
 #provider { display: flex; align-items: center; flex: 0 0 auto !important; min-width: 0 !important;
   overflow: visible !important; padding: 0; }
@@ -156,7 +274,7 @@ CSS = """
 #provider-note details, #more-models details { margin: 0; }
 #status .html-container, #snap-status .html-container, #gallery-status-line .html-container,
 #provider-note .html-container, #brand .html-container { padding: 0; }
-#provider-note .unavailable summary { cursor: pointer; font-size: 0.85rem; opacity: 0.8; }
+#provider-note .unavailable summary { cursor: pointer; font-size: 0.85rem; color: #374151; }
 #provider-note .unavailable summary span { white-space: nowrap; }
 #provider-note .short { display: none; }
 #provider-note .unavailable ul { font-size: 0.85rem; margin: 4px 0 0 1em; max-width: 40em; }
@@ -186,12 +304,16 @@ or says why not.";
 #upload-image, #slider { min-height: 260px; }
 #upload-image .image-container, #upload-image .upload-container { min-height: 220px; }
 
+/* The before/after handle, when the keyboard has it. */
+[data-testid=slider][role=slider]:focus-visible { outline: 3px solid var(--color-accent); outline-offset: 2px; }
+
 /* The run row: the model and the button under the input. */
-#run-row { align-items: stretch; gap: 8px; flex-wrap: nowrap; }
-#run { min-height: 44px; }
-#model { min-width: 140px; }
+/* The model's words on a line of their own, so that the closed menu shows them whole at every width. */
+#run-row { align-items: stretch; gap: 8px; flex-wrap: wrap; }
+#run { min-height: 44px; white-space: nowrap; }
+#model, #run { flex: 1 1 100% !important; min-width: 0 !important; }
 #model .wrap-inner::before { content: "Model"; align-self: center; margin-right: 8px; font-size: 0.8rem;
-  font-weight: 600; opacity: 0.65; }
+  font-weight: 600; color: #4b5563; }
 
 /* The status line under the button: an error stays readable until the next run. */
 .status { min-height: 1.4em; padding: 4px 8px; border-radius: 6px; font-size: 0.9rem; }
@@ -202,7 +324,7 @@ or says why not.";
 .status-error { background: #fee2e2; color: #991b1b; border: 1px solid #fca5a5; }
 
 /* Background swatches: colour squares with their names kept for screen readers. */
-#swatches .wrap { gap: 4px; }
+#swatches .wrap { gap: 4px; flex-wrap: nowrap; }
 #swatches label {
   width: 24px; height: 24px; min-width: 0; padding: 0; border-radius: 50%; border: 1px solid #94a3b8;
   justify-content: center; font-size: 0; box-shadow: none;
@@ -216,7 +338,7 @@ __SWATCHES__
 .option-group { gap: 8px; }
 
 /* The read-outs. */
-.readout-empty { opacity: 0.6; font-size: 0.9rem; padding: 8px 0; }
+.readout-empty { color: #4b5563; font-size: 0.9rem; padding: 8px 0; }
 .last-title { font-size: 0.9rem; margin-bottom: 6px; }
 .chip { color: #fff; border-radius: 4px; padding: 1px 6px; font-size: 0.8rem; font-weight: 600; }
 .stagebar { display: flex; height: 22px; border-radius: 5px; overflow: hidden; background: #e2e8f0; }
@@ -232,8 +354,14 @@ figure.recent figcaption { font-size: 0.8rem; opacity: 0.7; }
 figure.recent svg { width: 100%; height: auto; font-size: 11px; fill: currentColor; }
 figure.recent .axis line { stroke: #94a3b8; }
 
+.last-sentence { font-size: 1rem; font-weight: 600; margin: 0 0 8px; }
+.last-details, .history-box, .recent-box { margin-top: 6px; }
+.last-details summary, .history-box summary, .recent-box summary { cursor: pointer; font-size: 0.85rem; }
+.known-models li { margin-bottom: 4px; }
+
 /* The webcam: frames per second beside the video. */
-#live-row { align-items: center; }
+#live-row { gap: 4px; }
+#live button { white-space: nowrap; }
 .fps { font-variant-numeric: tabular-nums; font-size: 0.95rem; }
 
 /* A phone: one column; the boxes shorter, so the result and its download fit the first screen. */
@@ -254,8 +382,16 @@ figure.recent .axis line { stroke: #94a3b8; }
   #slider .empty { height: 160px; min-height: 0; }
   #upload-image .image-container, #upload-image .upload-container { min-height: 0; }
   #examples { display: none; }
-  #model { flex: 1 1 48% !important; min-width: 0 !important; }
-  #run { flex: 1 1 52% !important; min-width: 0 !important; font-size: 0.95rem; padding: 0 8px; }
+  #run-row { gap: 6px; }
+  #run { font-size: 0.95rem; padding: 0 8px; min-height: 40px; }
+  /* The live video and its cutout one under the other: side by side, the image's buttons covered its label and
+     the Stop button most of the video. */
+  #live-model, #gallery-model { padding: 6px 6px !important; }
+  #live-pair { flex-direction: column; flex-wrap: nowrap; }
+  #live-pair > * { flex: 0 0 auto !important; width: 100% !important; min-width: 0 !important; }
+  /* The readout's panels one under another, each the width of the screen. */
+  #readout-row { flex-direction: column; flex-wrap: nowrap; }
+  #readout-row > * { flex: 0 0 auto !important; width: 100% !important; min-width: 0 !important; }
   #model .wrap-inner::before { display: none; }
   #tabs button[role=tab] { padding-left: 8px; padding-right: 8px; }
 }

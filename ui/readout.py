@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from base.settings import Settings
-from core import Engine, available_providers
+from core import Engine, RemovalError, available_providers
 from core.catalog import model_facts
 from core.pipeline import STAGES
+from core.providers import resolve
 from models import fetch, measured
 from models.registry import MODELS
 
@@ -56,19 +57,46 @@ def provider_colour(provider: str) -> str:
 # --- the last request ---------------------------------------------------------------------
 
 
+#: What each stage is, in words, for the readout's sentence ("most of it was the model").
+STAGE_WORDS = {
+    "decode": "reading the image",
+    "preprocess": "preparing the image",
+    "inference": "the model",
+    "postprocess": "finishing the edges",
+    "encode": "saving the result",
+}
+
+
+def provider_words(provider: str) -> str:
+    """``the CPU``, ``the GPU (CUDA)``: what ran a request, for a sentence."""
+    return "the CPU" if provider == "cpu" else f"the GPU ({provider.upper()})" if provider else "this server"
+
+
+def summary_sentence(report: Mapping[str, Any]) -> str:
+    """One sentence for people: "Done in 0.7 s on the CPU; most of it was the model"."""
+    timings: Mapping[str, float] = report.get("timings_ms", {})
+    total = timings.get("total", 0.0)
+    slowest = max(STAGES, key=lambda s: timings.get(s, 0.0))
+    sentence = f"Done in {ms(total)} on {provider_words(str(report.get('provider', '')))}"
+    if total > 0 and timings.get(slowest, 0.0) >= total / 2:
+        sentence += f"; most of it was {STAGE_WORDS[slowest]}"
+    return sentence + "."
+
+
 def last_request_html(report: Mapping[str, Any] | None) -> str:
-    """A stacked bar of the stage times of one request, with what ran it."""
+    """One sentence, a stacked bar of the stage times, and the details (model, size, each stage) behind a disclosure."""
     if not report:
-        return '<div class="readout-empty">The stages of your next request show here.</div>'
+        return '<div class="readout-empty">How long your next image takes shows here.</div>'
     timings: dict[str, float] = report.get("timings_ms", {})
     total = timings.get("total", 0.0) or 1.0
     segments = "".join(
         f'<span class="seg" style="flex-grow:{max(timings.get(s, 0.0), 0.0):.1f};background:{STAGE_COLOURS[s]}" '
-        f'title="{s} {ms(timings.get(s, 0.0))}"></span>'
+        f'title="{STAGE_WORDS[s]} ({s}) {ms(timings.get(s, 0.0))}"></span>'
         for s in STAGES
     )
     legend = "".join(
-        f'<li><i style="background:{STAGE_COLOURS[s]}"></i>{s} <b>{ms(timings.get(s, 0.0))}</b></li>' for s in STAGES
+        f'<li><i style="background:{STAGE_COLOURS[s]}"></i>{STAGE_WORDS[s]} ({s}) <b>{ms(timings.get(s, 0.0))}</b></li>'
+        for s in STAGES
     )
     provider = str(report.get("provider", ""))
     size = f"{report.get('width')}×{report.get('height')}"
@@ -81,16 +109,18 @@ def last_request_html(report: Mapping[str, Any] | None) -> str:
     )
     return (
         f'<div class="last-request" data-provider="{esc(provider)}" data-total="{total:.1f}">'
+        f'<p class="last-sentence">{esc(summary_sentence(report))}</p>'
+        f'<div class="stagebar" role="img" aria-label="{esc(_stages_text(timings))}">{segments}</div>'
+        '<details class="last-details"><summary>Details</summary>'
         f'<div class="last-title"><span class="chip" style="background:{provider_colour(provider)}">'
         f"{esc(provider.upper())}</span> <b>{esc(report.get('model', ''))}</b> · {esc(size)} · "
         f"{esc(report.get('format', ''))} · {report.get('bytes', 0) / 1024:,.0f} KB · total <b>{ms(total)}</b></div>"
-        f'<div class="stagebar" role="img" aria-label="{esc(_stages_text(timings))}">{segments}</div>'
-        f'<ul class="legend">{legend}</ul>{where}</div>'
+        f'<ul class="legend">{legend}</ul></details>{where}</div>'
     )
 
 
 def _stages_text(timings: Mapping[str, float]) -> str:
-    return "; ".join(f"{s} {ms(timings.get(s, 0.0))}" for s in STAGES)
+    return "Time by step: " + "; ".join(f"{STAGE_WORDS[s]} {ms(timings.get(s, 0.0))}" for s in STAGES)
 
 
 # --- p50/p95 since start ----------------------------------------------------------------------
@@ -106,10 +136,13 @@ def history_html(engine: Engine) -> str:
         f"<td>{h.total}</td><td>{ms(h.percentile(50))}</td><td>{ms(h.percentile(95))}</td></tr>"
         for p, h in histograms.items()
     )
+    # "typical" is the median (p50) and "slow" the 95th percentile: their names stay in the cells' titles.
     return (
-        '<table class="history"><caption>Since the server started (all users)</caption>'
-        "<thead><tr><th>provider</th><th>requests</th><th>p50</th><th>p95</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table>"
+        '<details class="history-box"><summary>Statistics since the server started (all users)</summary>'
+        '<table class="history">'
+        '<thead><tr><th>ran on</th><th>images</th><th title="p50, the median">typical</th>'
+        '<th title="p95: 1 in 20 took longer">slow</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table></details>"
     )
 
 
@@ -146,14 +179,24 @@ def recent_chart_html(engine: Engine) -> str:
         f'<text x="{width}" y="{height - 4}" text-anchor="end">newest</text>'
     )
     return (
-        f'<figure class="recent"><figcaption>Last {len(samples)} requests, total time</figcaption>'
-        f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="recent requests by provider">'
+        f'<details class="recent-box"><summary>The last {len(samples)} images, the time each took</summary>'
+        f'<figure class="recent"><svg viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="The time each of the last {len(samples)} images took, by what ran it">'
         f'<g class="axis">{axis}</g><g class="bars">{"".join(bars)}</g><g class="chart-legend">{legend}</g>'
-        "</svg></figure>"
+        "</svg></figure></details>"
     )
 
 
 # --- providers ------------------------------------------------------------------------------------
+
+
+def runs_on_words() -> str:
+    """The header's line: "Runs on this server's CPU" (where "Auto" sends a request)."""
+    try:
+        where = resolve("auto")[0]
+    except RemovalError:
+        where = "cpu"
+    return f"Runs on this server's {'CPU' if where == 'cpu' else f'GPU ({where.upper()})'}; your images stay here"
 
 
 def provider_choices() -> tuple[list[tuple[str, str]], str]:
@@ -166,8 +209,9 @@ def provider_choices() -> tuple[list[tuple[str, str]], str]:
     names = " · ".join(esc(p.name.upper()) for p in missing)
     reasons = "".join(f"<li><b>{esc(p.name.upper())}</b>: {esc(p.reason)}</li>" for p in missing)
     return choices, (
-        f'<details class="unavailable"><summary><span class="long">{names} <span>(unavailable: why)</span></span>'
-        f'<span class="short">{len(missing)} unavailable: why</span></summary><ul>{reasons}</ul></details>'
+        '<details class="unavailable"><summary>'
+        f'<span class="long">{names} <span>(not available here: why)</span></span>'
+        f'<span class="short">{len(missing)} more, not available here: why</span></summary><ul>{reasons}</ul></details>'
     )
 
 
@@ -200,32 +244,91 @@ def _benchmark_speeds() -> dict[str, tuple[str, float]]:
     return out
 
 
-def model_label(name: str, settings: Settings, engine: Engine, benchmark: Mapping[str, tuple[str, float]]) -> str:
-    """``u2netp · 0.4 s CPU``: the model's speed measured here (or by the benchmark), and its closeness to u2net."""
-    parts = [name]
+def model_words(facts: list[dict[str, Any]]) -> dict[str, str]:
+    """model -> what a person chooses between, from the catalogue's facts alone: "Best quality",
+    "Fast · looks the same", "Fastest · rougher edges". Speed is the model's time against the
+    reference's, quality its alpha difference from the reference (``models.measured``); a model
+    without figures says what its description says."""
+    by_name = {f["name"]: f for f in facts}
+    reference_ms = ((by_name.get(measured.REFERENCE) or {}).get("measured") or {}).get("inference_ms")
+    timed = {
+        f["name"]: f["measured"]["inference_ms"]
+        for f in facts
+        if f["name"] != measured.REFERENCE and f["measured"] and f["measured"].get("inference_ms")
+    }
+    fastest = min(timed, key=lambda n: timed[n]) if timed else None
+    words: dict[str, str] = {}
+    for f in facts:
+        name, figures = f["name"], f["measured"] or {}
+        if name == measured.REFERENCE:
+            words[name] = "Best quality"
+            continue
+        mae, took = figures.get("alpha_mae"), figures.get("inference_ms")
+        if mae is None or not took or not reference_ms:
+            words[name] = str(f["description"]).split(" (")[0]
+            continue
+        speed = "Fastest" if name == fastest and took < reference_ms else "Fast" if took < reference_ms else "Slower"
+        look = "looks the same" if mae < 0.5 else "nearly the same" if mae < 2 else "rougher edges"
+        words[name] = f"{speed} · {look}"
+    # Models that share words: the fastest keeps them; the others say what they are for, when their
+    # description says so briefly ("for GPUs"), else that they are another build of the same.
+    took = {f["name"]: (f["measured"] or {}).get("inference_ms") or math.inf for f in facts}
+    out: dict[str, str] = {}
+    for name, text in words.items():
+        same = sorted((n for n, t in words.items() if t == text), key=lambda n: (took[n], n))
+        out[name] = text if same[0] == name else _told_apart(text, name, str(by_name[name]["description"]))
+    if len(set(out.values())) < len(out):  # still two alike: the names tell them apart
+        return {n: t if list(out.values()).count(t) == 1 else f"{t} ({n})" for n, t in out.items()}
+    return out
+
+
+def _told_apart(words: str, name: str, description: str) -> str:
+    """Words another model has too, with what this one is for ("for GPUs"), from its description."""
+    purpose = description.split(" (")[0].rsplit(", ", 1)[-1]
+    if purpose.startswith("for ") and len(purpose) <= 16:
+        return f"{words} · {purpose}"
+    return f"{words} · another build"
+
+
+def model_label(
+    name: str, words: Mapping[str, str], settings: Settings, engine: Engine, benchmark: Mapping[str, tuple[str, float]]
+) -> str:
+    """``Fast · looks the same · 0.4 s here``: the model's words (``model_words``), then its time for one
+    image, measured here, or by the benchmark, or by the build; the figures behind it are in ``more_models_html``."""
+    parts = [words.get(name, name)]
     speed = engine.requests.model_speed(name)
-    if speed is not None:
-        provider, p50, _ = speed
-        parts.append(f"{ms(p50)} {provider.upper()}")
-    elif name in benchmark:
-        provider, p50 = benchmark[name]
-        parts.append(f"{ms(p50)} {provider.upper()} (benchmark, 1080p)")
-    elif name in MODELS and not fetch.status(MODELS[name], settings.model_home, settings.rembg_home).verified:
-        parts.append("fetched on first use")
     figures = measured.figures(settings.model_home, name)
-    if figures and figures.get("alpha_mae") is not None:
-        parts.append(f"alpha MAE {figures['alpha_mae']:.2f} vs {measured.REFERENCE}")
+    if speed is not None:
+        parts.append(f"{ms(speed[1])} here")
+    elif name in benchmark:
+        parts.append(ms(benchmark[name][1]))
+    elif name in MODELS and not fetch.status(MODELS[name], settings.model_home, settings.rembg_home).verified:
+        parts.append("downloads on first use")
+    elif figures and figures.get("inference_ms"):
+        parts.append(ms(figures["inference_ms"]))
     return " · ".join(parts)
 
 
 def model_choices(settings: Settings, engine: Engine) -> list[tuple[str, str]]:
     benchmark = _benchmark_speeds()
-    return [(model_label(n, settings, engine, benchmark), n) for n in runnable_models(settings)]
+    words = model_words(model_facts(settings))
+    return [(model_label(n, words, settings, engine, benchmark), n) for n in runnable_models(settings)]
 
 
 def more_models_html(settings: Settings) -> str:
-    """The models that are not here, behind a disclosure, each with the command that gets it."""
-    here = set(runnable_models(settings))
+    """What the model menu's words stand for, with the figures measured here, and the models that are
+    not here, each with the command that gets it; behind a disclosure."""
+    here = runnable_models(settings)
+    facts = model_facts(settings)
+    words = model_words(facts)
+    by_name = {f["name"]: f for f in facts}
+    known = [
+        f'<li data-model="{esc(n)}" data-words="{esc(words.get(n, n))}"><b>{esc(words.get(n, n))}</b> is '
+        f"<b>{esc(n)}</b>: {esc(by_name[n]['description'])}. "
+        f"Measured here: {esc(measured.describe(by_name[n]['measured']))}.</li>"
+        for n in here
+        if n in by_name
+    ]
     rows = [
         f"<li><b>{esc(f['name'])}</b>: {esc(f['description'])}<br>"
         + (
@@ -235,12 +338,19 @@ def more_models_html(settings: Settings) -> str:
             f"from {esc(', '.join(f['urls']))}"
         )
         + "</li>"
-        for f in model_facts(settings)
+        for f in facts
         if f["name"] not in here and (f["get"] or f["not_here"])
     ]
-    if not rows:
-        return ""
+    more = (
+        f"<p>{len(rows)} more models (not on this server): fetch or build one on the server, then reload this page.</p>"
+        f"<ul>{''.join(rows)}</ul>"
+        if rows
+        else ""
+    )
+    title = "What the model choices mean" + (f", and {len(rows)} more models" if rows else "")
     return (
-        f'<details class="more-models"><summary>{len(rows)} more models (not on this server)</summary>'
-        f"<p>Fetch or build one on the server, then reload this page:</p><ul>{''.join(rows)}</ul></details>"
+        f'<details class="more-models"><summary>{title}</summary>'
+        "<p>Times are for one image; the difference is how far each model's mask is from the best one's "
+        f"(mean alpha difference, 0-255, vs {measured.REFERENCE}).</p>"
+        f'<ul class="known-models">{"".join(known)}</ul>{more}</details>'
     )

@@ -20,7 +20,7 @@ from core import Engine, RemovalOptions
 from core.options import OPTIONS, _option
 from tests.conftest import PHOTOS_DIR
 from ui import build_ui
-from ui.form import FORM, UPLOAD_FIELDS, Form, label, start
+from ui.form import FORM, UPLOAD_FIELDS, Form, help_line, label, start
 from ui.handlers import RESULT_OUTPUTS
 
 pytestmark = pytest.mark.model
@@ -79,7 +79,7 @@ def test_every_slider_reaches_what_the_table_allows(demo: gr.Blocks) -> None:
             low, unset = row.metadata["low"], row.metadata["unset"]
             low = low if unset is None else min(low, unset)  # quality's 0, "not given", is on the slider
             assert (control.minimum, control.maximum, control.value) == (low, row.metadata["high"], start(row)), name
-            assert control.step == 1 and control.info == row.metadata["help"], name
+            assert control.step == 1 and control.info == help_line(row), name
     assert sliders == 8, "quality, three matting thresholds, four shadow settings"
     offset, softness = _by_label(demo, "Offset →")[0], _by_label(demo, "Softness")[0]
     assert (offset.minimum, offset.maximum, softness.maximum) == (-200, 200, 200), "the range the API accepts"

@@ -87,7 +87,8 @@ def test_readouts_escape_and_show_every_stage() -> None:
     html = readout.last_request_html(report)
     assert "<b>m</b>" not in html and 'data-provider="cpu"' in html
     for stage in ("decode", "preprocess", "inference", "postprocess", "encode"):
-        assert f"{stage} <b>" in html
+        assert f"({stage}) <b>" in html
+    assert "Done in 42 ms on the CPU; most of it was the model." in html
     assert readout.ms(840) == "840 ms" and readout.ms(1234) == "1.2 s" and readout.ms(63_000) == "63 s"
 
 
@@ -138,3 +139,35 @@ def test_a_failed_warmup_ends_the_warming_state() -> None:
     warmup = Warmup(broken)
     warmup.start()
     assert warmup.wait(10) and not warmup.warming
+
+
+def test_the_readout_sentence_names_the_slowest_step_only_when_it_is_most_of_the_time() -> None:
+    report = {"provider": "cuda", "timings_ms": {"decode": 300, "inference": 250, "encode": 250, "total": 800}}
+    assert readout.summary_sentence(report) == "Done in 800 ms on the GPU (CUDA)."
+    report["timings_ms"] = {"decode": 900, "inference": 50, "total": 1000}
+    assert readout.summary_sentence(report) == "Done in 1.0 s on the GPU (CUDA); most of it was reading the image."
+
+
+def test_model_words_come_from_the_facts_and_never_repeat() -> None:
+    def fact(name: str, ms: float | None, mae: float | None, description: str = "U²-Net") -> dict[str, object]:
+        figures = None if ms is None else {"inference_ms": ms, "alpha_mae": mae}
+        return {"name": name, "description": description, "measured": figures}
+
+    words = readout.model_words(
+        [
+            fact("u2net", 1300, 0.0),
+            fact("u2netp", 300, 6.0),
+            fact("u2net-int8", 400, 0.3),
+            fact("u2net-fp16", 700, 0.1, "U²-Net in float16, for GPUs (python -m models build u2net-fp16)"),
+            fact("u2net-dynamic", 650, 0.0, "U²-Net with a dynamic batch dimension, for batched GPU runs"),
+            fact("silueta", None, None, "U²-Net pruned to 43 MB"),
+        ]
+    )
+    assert words == {
+        "u2net": "Best quality",
+        "u2netp": "Fastest · rougher edges",
+        "u2net-int8": "Fast · looks the same",
+        "u2net-fp16": "Fast · looks the same · for GPUs",
+        "u2net-dynamic": "Fast · looks the same · another build",
+        "silueta": "U²-Net pruned to 43 MB",
+    }

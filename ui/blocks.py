@@ -88,6 +88,11 @@ def wire_upload(page: Page, handlers: Handlers, lanes: dict[str, dict[str, Any]]
     }  # fmt: skip
     outputs = [result_components[n] for n in RESULT_OUTPUTS]
     alpha_matting = up.options["alpha_matting"]
+    if "precision" in up.options:
+        up.model.change(
+            handlers.precision_words, [up.model], [up.options["precision"]], queue=False, show_progress="hidden",
+            **PRIVATE,
+        )  # fmt: skip
     # The visible buttons only choose the lane, in the page (no round trip).
     up.run.click(None, [alpha_matting], None, js="(matting) => { window.rembgRun('run', matting); return []; }")
     up.apply.click(None, [alpha_matting], None, js="(matting) => { window.rembgRun('apply', matting); return []; }")

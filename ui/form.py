@@ -32,12 +32,14 @@ LABELS = {
     "alpha_matting": "Alpha matting", "alpha_matting_foreground_threshold": "Foreground threshold",
     "alpha_matting_background_threshold": "Background threshold", "alpha_matting_erode_size": "Erode size",
     "post_process_mask": "Smooth the mask", "shadow": "Drop shadow", "shadow_offset_x": "Offset →",
-    "shadow_offset_y": "Offset ↓", "shadow_blur": "Softness", "shadow_opacity": "Opacity %",
+    "shadow_offset_y": "Offset ↓", "shadow_blur": "Softness", "shadow_opacity": "Opacity %", "precision": "Precision",
 }  # fmt: skip
 
 #: The page's own help lines for some options, in words (the table's help speaks to the REST API's users).
 HELP = {
     "quality": "1-100: lower is a smaller file with less detail. 0 keeps every detail (WebP without loss; JPEG at 90).",
+    "precision": "Exact gives rembg's own masks. Fast runs the quickest version of the model whose masks "
+    "passed a closeness check on this server; its figures are under 'What the model choices mean'.",
 }
 
 #: The form's one field that is not an option: which background (``BACKGROUND_ROWS``) the page sends.

@@ -403,6 +403,10 @@ class Handlers:
         )
         return np.asarray(result.image), f'<div class="fps">{readout_text}</div>', {"stamps": stamps}
 
+    def precision_words(self, model: str) -> Any:
+        """The Precision control's choices for ``model``: Fast's words are that model's figures here."""
+        return gr.update(choices=readout.precision_choices(self.engine.settings, model))
+
     # --- page load --------------------------------------------------------------------------------
 
     def page_state(self) -> tuple[Any, ...]:

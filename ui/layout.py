@@ -22,7 +22,7 @@ from core.catalog import fast_model
 from core.options import kind_of
 from ui import readout, touchup
 from ui.components import SLIDER_MAX_STEPS, api_component, option_control, uploaded_file, uploaded_image
-from ui.form import BACKGROUND, BACKGROUND_ROWS, BACKGROUNDS, BLUR_START, COLOUR_START, Form, Row, label
+from ui.form import BACKGROUND, BACKGROUND_ROWS, BACKGROUNDS, BLUR_START, COLOUR_START, Form, Row, help_line, label
 from ui.handlers import ALPHA_MATTING_INFO, WARMING_INFO, status_html
 from ui.page import SWATCHES
 
@@ -56,7 +56,7 @@ OPTION_COLUMNS: tuple[tuple[Item, ...], ...] = (
 #: CSS and page-script hooks of some option controls.
 OPTION_IDS = {"alpha_matting": "alpha-matting", "shadow": "shadow"}
 #: Fields with a control of their own outside the option columns.
-PLACED_ELSEWHERE = frozenset({"provider", "model", BACKGROUND, *BACKGROUND_ROWS.values()})
+PLACED_ELSEWHERE = frozenset({"provider", "model", "precision", BACKGROUND, *BACKGROUND_ROWS.values()})
 
 
 # --- the records ------------------------------------------------------------------------------------
@@ -163,6 +163,9 @@ class Models:
     choices: list[tuple[str, str]]
     default: str
     live: str
+    #: The Precision control's choices in words, for the default model, and where it starts.
+    precision: list[tuple[str, str]]
+    default_precision: str
 
     @classmethod
     def of(cls, settings: Settings, engine: Engine) -> Models:
@@ -170,7 +173,8 @@ class Models:
         names = [value for _, value in choices]
         default = settings.default_model if settings.default_model in names else names[0]
         fast = fast_model(settings, settings.default_provider)  # the one that keeps up with a camera
-        return cls(choices, default, fast if fast in names else default)
+        precision = readout.precision_choices(settings, default)
+        return cls(choices, default, fast if fast in names else default, precision, settings.default_precision)
 
 
 # --- the layout -------------------------------------------------------------------------------------
@@ -220,6 +224,7 @@ def build_upload_tab(form: Form, models: Models, warming: bool) -> UploadTab:
                         min_width=140,
                     )
                     run = gr.Button("Remove background", variant="primary", elem_id="run", scale=1)
+                precision = build_precision(form, models)
                 status = gr.HTML(status_html("idle", ""), elem_id="status", padding=False, min_height=0)
             with gr.Column(elem_id="output-col", min_width=300):
                 slider = gr.ImageSlider(
@@ -246,6 +251,8 @@ def build_upload_tab(form: Form, models: Models, warming: bool) -> UploadTab:
                     "background_image": background.image, "blur_background": background.blur,
                 }  # fmt: skip
                 options |= build_option_columns(form, warming)
+        if precision is not None:
+            options["precision"] = precision
         editor, apply = build_touchup()
         touch = gr.State(None)
         # The lanes: the page presses one of these (ui/page.py), by the image's size and the options.
@@ -257,6 +264,20 @@ def build_upload_tab(form: Form, models: Models, warming: bool) -> UploadTab:
         image, model, run, status, slider, download, options, background, editor, apply, touch,
         run_light, run_heavy, apply_light, apply_heavy,
     )  # fmt: skip
+
+
+def build_precision(form: Form, models: Models) -> Component | None:
+    """Exact or Fast, beside the model menu, in words with what Fast measured here (``Models.precision``)."""
+    row = form.rows.get("precision")
+    if row is None or "precision" not in form.fields:
+        return None
+    return gr.Radio(
+        models.precision,
+        value=models.default_precision,
+        label=label("precision"),
+        info=help_line(row),
+        elem_id="precision",
+    )
 
 
 def build_background_column(form: Form) -> Background:

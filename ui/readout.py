@@ -16,7 +16,7 @@ from typing import Any
 
 from base.settings import Settings
 from core import Engine, RemovalError, available_providers
-from core.catalog import model_facts
+from core.catalog import model_facts, precision_facts
 from core.pipeline import STAGES
 from core.providers import resolve
 from models import fetch, measured
@@ -244,6 +244,24 @@ def _benchmark_speeds() -> dict[str, tuple[str, float]]:
     return out
 
 
+def closeness_words(mae: float) -> str:
+    """How close a mask is to the reference's, in words, from their mean alpha difference (0-255)."""
+    return "looks the same" if mae < 0.5 else "nearly the same" if mae < 2 else "rougher edges"
+
+
+def precision_choices(settings: Settings, model: str) -> list[tuple[str, str]]:
+    """The Precision control's choices in words: Exact, and Fast with how close its masks came and how
+    much quicker it ran in ``python -m models tune`` on this machine (for ``model``, on the default provider)."""
+    fast = precision_facts(settings, model, settings.default_provider).get("fast") or {}
+    if fast.get("error") or fast.get("note") or not fast.get("speedup"):
+        words = "Fast · the same as Exact here"  # nothing faster passed the gate here, or tune has not run
+    else:
+        mae = fast.get("mean_mae")
+        look = f" · {closeness_words(mae)}" if mae is not None else ""
+        words = f"Fast{look} · {fast['speedup']:.1f}x quicker"
+    return [("Exact · the reference masks", "exact"), (words, "fast")]
+
+
 def model_words(facts: list[dict[str, Any]]) -> dict[str, str]:
     """model -> what a person chooses between, from the catalogue's facts alone: "Best quality",
     "Fast · looks the same", "Fastest · rougher edges". Speed is the model's time against the
@@ -268,8 +286,7 @@ def model_words(facts: list[dict[str, Any]]) -> dict[str, str]:
             words[name] = str(f["description"]).split(" (")[0]
             continue
         speed = "Fastest" if name == fastest and took < reference_ms else "Fast" if took < reference_ms else "Slower"
-        look = "looks the same" if mae < 0.5 else "nearly the same" if mae < 2 else "rougher edges"
-        words[name] = f"{speed} · {look}"
+        words[name] = f"{speed} · {closeness_words(mae)}"
     # Models that share words: the fastest keeps them; the others say what they are for, when their
     # description says so briefly ("for GPUs"), else that they are another build of the same.
     took = {f["name"]: (f["measured"] or {}).get("inference_ms") or math.inf for f in facts}

@@ -46,7 +46,7 @@ BATCHED_PARAMETERS = ["image", "model", "provider", "output_format"]
 NOT_AN_IMAGE = ROOT / "README.md"
 #: A raw call's data: no image, then every option's value in order.
 RAW_DATA = [None, "u2netp", "cpu", "png", 0, False, "", None, False, 0, False, 240, 10, 10, False, None, 0, False]
-RAW_DATA += [15, 15, 20, 50, ""]
+RAW_DATA += [15, 15, 20, 50, "", ""]  # ..., precision, extras
 
 
 @pytest.fixture(scope="module")

@@ -45,16 +45,10 @@ adds what an ASGI app cannot see: a client must send a request's headers within
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hmac
 import json
 import logging
-import math
 import secrets
-import threading
-import time
-from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -66,7 +60,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from base.edges import cut, error_body, quote, request_id
+from api.bodies import BadBody, normalised_fn_index, parse_json_object
+from api.logins import BasicAuth, LoginLimiter
+from base.edges import cut, error_body, request_id
 
 log = logging.getLogger(__name__)
 
@@ -98,82 +94,6 @@ _STREAMS = (
     "/gradio_api/dev/",
     "/gradio_api/mcp/",
 )
-#: Deepest nesting of arrays and objects accepted in a body the guard parses. Gradio's own values
-#: (an image editor's layers, a gallery of captioned files) nest about six deep; Python's parser
-#: fails past its recursion limit (``[`` x 5000 raised RecursionError: a 500).
-MAX_JSON_DEPTH = 64
-#: Failed logins are counted over this window.
-LOGIN_WINDOW_S = 60.0
-#: Addresses remembered at most (oldest forgotten first), so that the limiter's memory is bounded.
-_MAX_ADDRESSES = 10_000
-
-
-class BadBody(ValueError):
-    """A body the guard refuses to pass on: ``status`` and the one error shape's ``code``."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def json_depth(value: Any) -> int:
-    """How deeply arrays and objects nest in a parsed JSON value (0 for a scalar); iterative."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        elif not isinstance(item, list):
-            continue
-        deepest = max(deepest, depth + 1)
-        if deepest > MAX_JSON_DEPTH:
-            return deepest
-        stack.extend((child, depth + 1) for child in item)
-    return deepest
-
-
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    """``body`` as a JSON object nested at most ``MAX_JSON_DEPTH`` deep, else ``BadBody`` (400)."""
-    try:
-        parsed = json.loads(body)
-    except RecursionError:
-        parsed = None  # deeper than Python's parser goes: deeper than ours too
-        depth = MAX_JSON_DEPTH + 1
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
-        raise BadBody(400, "invalid_request", f"the body is not JSON ({cut(exc)})") from None
-    else:
-        depth = json_depth(parsed)
-    if depth > MAX_JSON_DEPTH:
-        raise BadBody(400, "invalid_request", f"the body nests more than {MAX_JSON_DEPTH} levels deep")
-    if not isinstance(parsed, dict):
-        raise BadBody(400, "invalid_request", "the body must be a JSON object")
-    return parsed
-
-
-def normalised_fn_index(value: Any) -> int | None:
-    """``fn_index`` as the integer Gradio's validator would make of it, or ``BadBody`` (422).
-
-    The validator is lax: it takes ``"19"``, ``" 19 "``, ``19.0`` and ``true``. Whatever it
-    would take as a number is taken here as that number, so the private-event check sees it.
-    """
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    number: float | None = None
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, float):
-        number = value
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            number = None
-    if number is None or not math.isfinite(number) or not number.is_integer():
-        raise BadBody(422, "invalid_request", f"fn_index must be a whole number, not {quote(value)}")
-    return int(number)
 
 
 async def validation_failed(request: Request, exc: Exception) -> JSONResponse:
@@ -187,61 +107,6 @@ async def validation_failed(request: Request, exc: Exception) -> JSONResponse:
     log.info("request %s: %s %s: refused: %s", rid, request.method, request.url.path, message)
     headers = {"X-Request-Id": rid} if rid else None
     return JSONResponse({**error_body("invalid_request", message), "detail": message}, 422, headers)
-
-
-class LoginLimiter:
-    """Failed logins per client address over a sliding minute; past ``limit``, refused until they age out."""
-
-    def __init__(self, limit: int, window_s: float = LOGIN_WINDOW_S) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def retry_after(self, address: str) -> float:
-        """Seconds until ``address`` may try again; 0 when it may now."""
-        now = time.monotonic()
-        with self._lock:
-            stamps = self._failures.get(address)
-            if not stamps:
-                return 0.0
-            while stamps and stamps[0] <= now - self.window_s:
-                stamps.popleft()
-            if len(stamps) < self.limit:
-                return 0.0
-            return stamps[-self.limit] + self.window_s - now
-
-    def failed(self, address: str) -> None:
-        with self._lock:
-            stamps = self._failures.pop(address, None) or deque(maxlen=self.limit)
-            stamps.append(time.monotonic())
-            self._failures[address] = stamps
-            while len(self._failures) > _MAX_ADDRESSES:
-                self._failures.popitem(last=False)
-
-
-class BasicAuth:
-    """HTTP Basic credentials for the REST routes and the API description (Gradio's own login covers the UI)."""
-
-    def __init__(self, users: list[tuple[str, str]]) -> None:
-        self.users = users
-
-    def verdict(self, authorization: str) -> str:
-        """``ok``, ``missing`` (no credentials: a challenge, not a failure) or ``wrong``."""
-        if not self.users:
-            return "ok"
-        if not authorization:
-            return "missing"
-        scheme, _, encoded = authorization.partition(" ")
-        if scheme.lower() != "basic":
-            return "wrong"
-        try:
-            user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return "wrong"
-        # compare every pair in full, so timing does not reveal which part was wrong
-        match = any(secrets.compare_digest(user, u) & secrets.compare_digest(password, p) for u, p in self.users)
-        return "ok" if match else "wrong"
 
 
 @dataclass

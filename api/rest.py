@@ -26,7 +26,8 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from api.guard import ANSWERED, REQUEST_ID, BasicAuth
+from api.guard import ANSWERED, REQUEST_ID
+from api.logins import BasicAuth
 from base.edges import cut, error_body, request_id, version
 from core import (
     Engine,

@@ -29,7 +29,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
-from core import load_settings
+from core import Engine, RemovalOptions, load_settings
 from core.catalog import fast_model
 from core.families import NOT_HERE
 from core.providers import available_providers, resolve
@@ -46,8 +46,9 @@ VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}
 PAGE_LOAD_MS = 60_000  # Gradio's first render is ~5 s here; a loaded CI runner may be slower
 RESULT_MS = 180_000  # one cutout is ~1-2 s on a CPU, plus the first load of a model's weights
 HEAVY_MS = 600_000  # alpha matting on a large photo, on two shared cores
-#: What "Auto" runs on: cpu here and in CI, cuda on a GPU runner.
-AUTO = resolve("auto")[0]
+#: What "Auto" runs u2netp (the model these tests pick) on: cuda on a GPU runner; on a CPU, onnxruntime's
+#: or OpenVINO's, whichever ``python -m models tune`` measured faster at rembg's masks here (core.precision).
+AUTO = resolve(Engine(load_settings([])).choose(RemovalOptions(model="u2netp")).provider)[0]
 #: Headless, no GPU, none of Chromium's own background connections (updates, sync, QUIC: refused in
 #: sandboxes and CI); the fake media flags give it a camera, which plays a file (see ``browser``).
 CHROMIUM_ARGS = [

@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import os
 import re
+import sys
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,18 @@ def quiet_gradio(environ: MutableMapping[str, str] | None = None) -> None:
     env = os.environ if environ is None else environ
     for name, value in GRADIO_ENVIRONMENT.items():
         env.setdefault(name, value)
+
+
+def quiet_openvino() -> None:
+    """Call before ``import openvino``: no telemetry leaves this server.
+
+    ``import openvino`` sends an "import" event to Google Analytics (``openvino.tools.ovc``, through
+    the ``openvino_telemetry`` package, which the ``openvino`` wheel depends on) unless the user has
+    opted out in a file under their home. With ``openvino_telemetry`` unimportable, openvino uses its
+    own stub, which sends nothing; nothing else here uses that package.
+    """
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]  # None: "cannot import"
 
 
 class SettingsError(ValueError):

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from base.settings import quiet_openvino
+
 #: Our precision -> OpenVINO's inference precision hint.
 HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
@@ -41,6 +43,7 @@ class OpenVinoSession:
     """A compiled OpenVINO model on the CPU, with ``requests`` infer requests used one per caller at a time."""
 
     def __init__(self, path: Path, precision: str, threads: int, requests: int = 1) -> None:
+        quiet_openvino()
         import openvino
 
         if precision not in HINTS:

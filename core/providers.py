@@ -23,6 +23,7 @@ import onnxruntime as ort
 
 from base.errors import InvalidOption, ProviderUnavailable
 from base.providers import AUTO_ORDER, PROVIDER_CHOICES, PROVIDERS
+from base.settings import quiet_openvino
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def _openvino_info() -> ProviderInfo:
     if importlib.util.find_spec("openvino") is None:
         return ProviderInfo("openvino", False, "the openvino package is not installed (see requirements.txt)")
     try:
+        quiet_openvino()
         import openvino
 
         devices = openvino.Core().available_devices

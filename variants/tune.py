@@ -28,7 +28,7 @@ from tqdm import tqdm
 from base.assets import EVAL_PHOTOS, photo
 from base.cpu import cpu_info
 from base.errors import RemovalError
-from base.settings import Settings
+from base.settings import Settings, quiet_openvino
 from core.decode import Limits, decode
 from core.imaging import to_mask, to_tensor
 from core.precision import choose
@@ -235,6 +235,7 @@ def tune(
         models[spec.name] = {"reference": "onnxruntime fp32", "candidates": rows, "u2netp": fast_summary}
         say(table(spec.name, rows))
     try:
+        quiet_openvino()
         import openvino
 
         ov_version: str | None = openvino.__version__.split("-")[0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from base.edges import cut
 from base.errors import InvalidOption
 
 RELEASES = "https://github.com/danielgatis/rembg/releases/download/v0.0.0"
@@ -374,5 +375,11 @@ def get_spec(name: str) -> ModelSpec:
     """Look a model up by name; anything else (paths included) is an ``InvalidOption``."""
     spec = MODELS.get(name)
     if spec is None:
-        raise InvalidOption("model", f"unknown model; choose one of {', '.join(MODELS)}")
+        # every name would pass an answer's length bound (base.edges) as the registry grows: the first
+        # ones, and where all are listed
+        known = cut(", ".join(MODELS), 160)
+        raise InvalidOption(
+            "model",
+            f"unknown model; choose one of {known} (python -m models list or GET /healthz names all {len(MODELS)})",
+        )
     return spec

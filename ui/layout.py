@@ -224,7 +224,6 @@ def build_upload_tab(form: Form, models: Models, warming: bool) -> UploadTab:
                         min_width=140,
                     )
                     run = gr.Button("Remove background", variant="primary", elem_id="run", scale=1)
-                precision = build_precision(form, models)
                 status = gr.HTML(status_html("idle", ""), elem_id="status", padding=False, min_height=0)
             with gr.Column(elem_id="output-col", min_width=300):
                 slider = gr.ImageSlider(
@@ -236,6 +235,9 @@ def build_upload_tab(form: Form, models: Models, warming: bool) -> UploadTab:
                     buttons=["fullscreen"],
                 )
                 download = gr.File(label="Download", elem_id="download", file_count="multiple")
+                # under the result, not between the photo and its button: on a phone the result and its
+                # download stay on the first screen (test_the_result_and_its_download_are_on_the_first_screen)
+                precision = build_precision(form, models)
         gr.Examples(
             [[str(photo(e))] for e in EXAMPLE_PHOTOS],
             inputs=[image],

@@ -574,8 +574,11 @@ def test_the_result_and_its_download_are_on_the_first_screen(open_page: OpenPage
     run_and_wait(page)
     wait_for_images_loaded(page, "#slider img")
     assert page.evaluate("() => window.scrollY") == 0
-    image, run, slider, files = (box(page, s) for s in ("#upload-image", "#run", "#slider", "#download"))
-    assert run["y"] - (image["y"] + image["height"]) < 30, "the button sits right under the input"
+    boxes = (box(page, s) for s in ("#upload-image", "#model", "#run", "#slider", "#download"))
+    image, model, run, slider, files = boxes
+    # the model menu has a line of its own (nothing in it is cut off), and the button comes right after it
+    assert model["y"] - (image["y"] + image["height"]) < 30, "the model menu sits right under the input"
+    assert run["y"] - (model["y"] + model["height"]) < 30, "the button sits right under the model menu"
     for name, found in (("result", slider), ("download", files)):
         assert found["y"] + found["height"] <= viewport["height"], f"the {name} is below the fold"
     if size == "desktop":

@@ -34,7 +34,7 @@ from core.catalog import fast_model
 from core.families import NOT_HERE
 from core.providers import available_providers, resolve
 from models.registry import MODELS
-from tests.conftest import ARTIFACTS, PHOTOS_DIR, ROOT, Server
+from tests.conftest import ARTIFACTS, PHOTOS_DIR, ROOT, Server, launch_server, stop_server
 from tests.core.helpers import transparent_photo
 
 pytestmark = pytest.mark.browser
@@ -117,9 +117,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
 OpenPage = Callable[..., Page]
 
 
-@pytest.fixture
-def open_page(browser: Browser, server: Server, request: pytest.FixtureRequest) -> Iterator[OpenPage]:
-    """Opens fresh sessions on the WebUI; on failure their screenshots and the server log go to tests/_artifacts."""
+def page_opener(browser: Browser, server: Server, request: pytest.FixtureRequest) -> Iterator[OpenPage]:
+    """Fresh sessions on ``server``'s WebUI; on failure, screenshots and the server log go to tests/_artifacts."""
     contexts: list[tuple[BrowserContext, Page]] = []
     failed_before = request.session.testsfailed
 
@@ -141,6 +140,30 @@ def open_page(browser: Browser, server: Server, request: pytest.FixtureRequest) 
         (ARTIFACTS / f"browser-{request.node.name}.server.log").write_text(server.log())
     for context, _ in contexts:
         context.close()
+
+
+@pytest.fixture
+def open_page(browser: Browser, server: Server, request: pytest.FixtureRequest) -> Iterator[OpenPage]:
+    """Fresh sessions on the shared server."""
+    yield from page_opener(browser, server, request)
+
+
+@pytest.fixture
+def heavy_server(tmp_path: Path) -> Iterator[Server]:
+    """The app with alpha matting at full size, so a heavy request lasts seconds on any CPU, however fast.
+
+    With the default bound (1 MP) a fast runner finished a heavy request before the waiting line's counter
+    could be seen to count, so the heavy-lane test raced the machine instead of checking the page.
+    """
+    running = launch_server(tmp_path, "--matting-max-pixels", "40000000")
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture
+def open_heavy_page(browser: Browser, heavy_server: Server, request: pytest.FixtureRequest) -> Iterator[OpenPage]:
+    """Fresh sessions on ``heavy_server``."""
+    yield from page_opener(browser, heavy_server, request)
 
 
 @pytest.fixture
@@ -446,16 +469,16 @@ def test_a_transparent_input_stays_transparent_and_equals_rest(page: Page, serve
 
 
 def test_alpha_matting_is_ready_and_a_small_image_never_waits_behind_it(
-    open_page: OpenPage, server: Server, tmp_path: Path
+    open_heavy_page: OpenPage, heavy_server: Server, tmp_path: Path
 ) -> None:
     """Bug 3: the first alpha matting waited for numba's compiler, unannounced; and small images queued behind it."""
-    heavy, second, small = open_page(), open_page(), open_page()
+    heavy, second, small = open_heavy_page(), open_heavy_page(), open_heavy_page()
     options_open(heavy)
     # Warmed at start, with a visible state until then.
     expect(heavy.locator("#alpha-matting")).not_to_contain_text("Warming up", timeout=HEAVY_MS)
-    assert "alpha matting is ready" in server.log()
+    assert "alpha matting is ready" in heavy_server.log()
     large = tmp_path / "cloth.jpg"
-    Image.open(PHOTOS_DIR / "cloth-1.jpg").convert("RGB").resize((1478, 2268)).save(large, quality=90)
+    Image.open(PHOTOS_DIR / "cloth-1.jpg").convert("RGB").resize((2000, 3000)).save(large, quality=90)
     for page, photo in ((heavy, large), (second, PHOTOS_DIR / "chelsea.png"), (small, PHOTOS_DIR / "car-1.jpg")):
         upload_image(page, photo)
         choose_model(page, "#model", "u2netp")
@@ -468,7 +491,7 @@ def test_alpha_matting_is_ready_and_a_small_image_never_waits_behind_it(
     # A second heavy request is told what it waits behind...
     second.locator("#run").click()
     waiting = second.locator("#status .status-wait")
-    expect(waiting).to_contain_text("In the heavy queue behind: u2netp with alpha matting on a 1478×2268 image")
+    expect(waiting).to_contain_text("In the heavy queue behind: u2netp with alpha matting on a 2000×3000 image")
     # The line counts on while it waits (issue 24, defect 10: "running for 1 s" stayed through a 3.7 s wait).
     first = re.search(r"running for (\d+) s", waiting.inner_text())
     assert first is not None

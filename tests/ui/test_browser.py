@@ -267,7 +267,7 @@ def rgba(data: bytes) -> np.ndarray:
 def box(page: Page, selector: str) -> dict[str, float]:
     found = page.locator(selector).bounding_box()
     assert found is not None, f"{selector} is not on the page"
-    return dict(found)
+    return {key: found[key] for key in ("x", "y", "width", "height")}
 
 
 def error_toast(page: Page, text: str | re.Pattern[str]) -> Locator:

@@ -10,6 +10,7 @@ python -m benchmark arena                               onnxruntime's CPU arena 
 python -m benchmark png                                 the PNG writer against Pillow's (and fpng's)
 python -m benchmark rest [--rembg-python PY]            REST throughput at each precision against rembg s
 python -m benchmark serve                               REST through Ray Serve vs python app.py, 4 clients
+python -m benchmark models [--custom-model ...]         every model here: speed, and closeness to u2net
 """
 
 from __future__ import annotations
@@ -135,6 +136,10 @@ def main() -> None:
         from benchmark import rest as rest_benchmark
 
         rest_benchmark.main(rest)
+    elif command == "models":
+        from benchmark import models as models_benchmark
+
+        models_benchmark.main(rest)
     elif command == "serve":
         from benchmark import serve_hop
 
@@ -142,7 +147,7 @@ def main() -> None:
     else:
         sys.exit(
             f"python -m benchmark: unknown command {command!r} "
-            "(matrix, cost, core, roundtrip, scaling, gpu, arena, png, rest, serve)"
+            "(matrix, cost, core, roundtrip, scaling, gpu, arena, png, rest, serve, models)"
         )
 
 

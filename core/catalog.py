@@ -6,6 +6,7 @@ from what this machine measured (``models.measured``: the build gates and the be
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from base.errors import RemovalError
@@ -34,6 +35,11 @@ def _where(settings: Settings, provider: str) -> str:
         return resolve(provider)[0]
     except RemovalError:  # unavailable: its requests fail with the reason; the menu shows the CPU's view
         return "cpu"
+
+
+def _figures(home: Path, model: str, where: str) -> dict[str, Any] | None:
+    """What was measured of ``model`` on ``where``, else on the CPU (a GPU provider not measured yet)."""
+    return measured.figures(home, model, where) or (measured.figures(home, model, "cpu") if where != "cpu" else None)
 
 
 def fast_model(settings: Settings, provider: str) -> str:
@@ -87,9 +93,7 @@ def model_facts(settings: Settings, provider: str = "auto") -> list[dict[str, An
     out = []
     for spec in MODELS.values():
         st = status(spec, home, settings.rembg_home)
-        figures = measured.figures(home, spec.name, where) or (
-            measured.figures(home, spec.name, "cpu") if where != "cpu" else None
-        )
+        figures = _figures(home, spec.name, where)
         command = f"{BUILD_COMMAND if spec.build else FETCH_COMMAND} {spec.name}"
         urls = [s.url for s in spec.sources if isinstance(s, Url)] + [url for _, _, url in spec.companions]
         out.append(
@@ -112,6 +116,8 @@ def model_facts(settings: Settings, provider: str = "auto") -> list[dict[str, An
         )
     for entry in settings.custom_model:
         spec, path = custom.parse(entry)
+        # By name, as the registry's: ``python -m benchmark models`` measures the server's own models too.
+        figures = _figures(home, spec.name, where)
         out.append(
             {
                 "name": spec.name,
@@ -119,8 +125,8 @@ def model_facts(settings: Settings, provider: str = "auto") -> list[dict[str, An
                 "family": spec.family,
                 "ready": path.is_file(),
                 "offered": True,
-                "measured": None,
-                "summary": measured.describe(None),
+                "measured": figures,
+                "summary": measured.describe(figures),
                 "path": str(path),
                 "get": None,
                 "files": [path.name],

@@ -282,11 +282,15 @@ def model_words(facts: list[dict[str, Any]]) -> dict[str, str]:
             words[name] = "Best quality"
             continue
         mae, took = figures.get("alpha_mae"), figures.get("inference_ms")
-        if mae is None or not took or not reference_ms:
-            words[name] = str(f["description"]).split(" (")[0]
+        what = str(f["description"]).split(" (")[0]
+        if not took or not reference_ms:
+            words[name] = what
             continue
         speed = "Fastest" if name == fastest and took < reference_ms else "Fast" if took < reference_ms else "Slower"
-        words[name] = f"{speed} · {closeness_words(mae)}"
+        # How far a mask is from u2net's says how much a lighter build of it loses; another family's
+        # network is not a rougher u2net but a different one, so it says what it is for instead.
+        same_family = f["family"] == (by_name.get(measured.REFERENCE) or {}).get("family")
+        words[name] = f"{speed} · {closeness_words(mae)}" if same_family and mae is not None else f"{speed} · {what}"
     # Models that share words: the fastest keeps them; the others say what they are for, when their
     # description says so briefly ("for GPUs"), else that they are another build of the same.
     took = {f["name"]: (f["measured"] or {}).get("inference_ms") or math.inf for f in facts}

@@ -149,9 +149,11 @@ def test_the_readout_sentence_names_the_slowest_step_only_when_it_is_most_of_the
 
 
 def test_model_words_come_from_the_facts_and_never_repeat() -> None:
-    def fact(name: str, ms: float | None, mae: float | None, description: str = "U²-Net") -> dict[str, object]:
+    def fact(
+        name: str, ms: float | None, mae: float | None, description: str = "U²-Net", family: str = "u2net"
+    ) -> dict[str, object]:
         figures = None if ms is None else {"inference_ms": ms, "alpha_mae": mae}
-        return {"name": name, "description": description, "measured": figures}
+        return {"name": name, "description": description, "measured": figures, "family": family}
 
     words = readout.model_words(
         [
@@ -161,6 +163,8 @@ def test_model_words_come_from_the_facts_and_never_repeat() -> None:
             fact("u2net-fp16", 700, 0.1, "U²-Net in float16, for GPUs (python -m models build u2net-fp16)"),
             fact("u2net-dynamic", 650, 0.0, "U²-Net with a dynamic batch dimension, for batched GPU runs"),
             fact("silueta", None, None, "U²-Net pruned to 43 MB"),
+            # Another family is not a rougher u2net: it says what it is, and how its speed compares.
+            fact("isnet-general-use", 4200, 12.0, "IS-Net (DIS), general purpose", "isnet"),
         ]
     )
     assert words == {
@@ -170,4 +174,5 @@ def test_model_words_come_from_the_facts_and_never_repeat() -> None:
         "u2net-fp16": "Fast · looks the same · for GPUs",
         "u2net-dynamic": "Fast · looks the same · another build",
         "silueta": "U²-Net pruned to 43 MB",
+        "isnet-general-use": "Slower · IS-Net",
     }

@@ -19,8 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ import yaml
 
 from base.assets import PHOTOS_DIR
 from benchmark.concurrency import callers
-from benchmark.server import ROOT, free_port, launch_server, stop_server
+from benchmark.server import ROOT, free_port, launch_server, stop_server, wait_healthy
 
 SERVE_YAML = ROOT / "deploy" / "ray" / "serve.yaml"
 
@@ -65,21 +63,6 @@ def serve_config(port: int, replicas: int, cpus: int) -> dict[str, Any]:
     return config
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], wait_s: float = 300) -> None:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"serve run exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"the Serve application did not become healthy in {wait_s:.0f} s")
-
-
 def run_serve(replicas: int, photo: bytes, clients: int, requests: int, folder: Path) -> dict[str, Any]:
     port = free_port()
     cpus = os.cpu_count() or 1
@@ -96,7 +79,7 @@ def run_serve(replicas: int, photo: bytes, clients: int, requests: int, folder: 
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, process)
+        wait_healthy(url, process, 300, degraded=False)
         return measure(url, photo, clients, requests)
     finally:
         process.send_signal(signal.SIGINT)  # serve run shuts the application and Ray down on Ctrl-C

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,22 +48,39 @@ def launch_server(tmp: Path, *flags: str, env: dict[str, str] | None = None, tim
         env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, timeout, log_path)
+    except RuntimeError:
+        process.kill()
+        raise
+    return Server(url, process, log_path)
+
+
+def wait_healthy(
+    url: str, process: subprocess.Popen[Any], timeout: float, log_path: Path | None = None, *, degraded: bool = True
+) -> None:
+    """Return once ``url``'s ``/healthz`` answers 200, or 503 (serving, but degraded or draining: the
+    caller reads why) unless ``degraded`` is False; ``RuntimeError``, with the log, when the process
+    exits first or ``timeout`` seconds pass."""
+
+    def log() -> str:
+        return f":\n{log_path.read_text()}" if log_path else ""
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
+            raise RuntimeError(f"server exited with {process.returncode}{log()}")
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
                 if response.status == 200:
-                    return Server(url, process, log_path)
+                    return
         except urllib.error.HTTPError as exc:
-            if exc.code == 503:  # serving, but degraded or draining: the caller reads why
-                return Server(url, process, log_path)
-            time.sleep(0.3)
+            if exc.code == 503 and degraded:
+                return
         except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise RuntimeError(f"server did not answer /healthz in {timeout} s:\n{log_path.read_text()}")
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"server did not answer /healthz in {timeout:.0f} s{log()}")
 
 
 def stop_server(server: Server) -> None:

@@ -13,8 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from base.files import folder_bytes
-from benchmark.server import ROOT, free_port
+from benchmark.server import ROOT, free_port, wait_healthy
 from core.remote import URL_INPUT_OFF
 from tests.conftest import stop_server
 from tests.reliability.catalogue import GOOD_PNG, LIMIT_FLAGS, photo_jpeg
@@ -52,21 +50,6 @@ runpy.run_path("app.py", run_name="__main__")
 """
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2):
-                return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"no /healthz in 120 s:\n{log.read_text()}")
-
-
 def test_start_up_looks_up_no_name_but_its_own(tmp_path: Path) -> None:
     """Gradio's analytics looked up api.gradio.app and huggingface.co at every start, and ``import openvino``
     www.google-analytics.com (its telemetry, ``base.settings.quiet_openvino``)."""
@@ -82,7 +65,7 @@ def test_start_up_looks_up_no_name_but_its_own(tmp_path: Path) -> None:
             [sys.executable, "-c", RECORDING, *flags], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", process, log)
+        wait_healthy(f"http://127.0.0.1:{port}", process, 120, log)
         # Gradio's start-up work runs beside serving: wait until its own check of the page is done
         deadline = time.monotonic() + 60
         while "HEAD http://127.0.0.1" not in log.read_text() and time.monotonic() < deadline:

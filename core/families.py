@@ -31,6 +31,10 @@ def _one_mask(extras: Mapping[str, Any]) -> bool:
     return False
 
 
+def _nothing_more(extras: Mapping[str, Any]) -> int:
+    return 0
+
+
 @dataclass(frozen=True)
 class Family:
     #: The decoded RGB(A) image -> the network input for it (a batch of one).
@@ -46,9 +50,9 @@ class Family:
     #: Whether ``finish`` gives several masks for these extras, each composed into a cutout and the
     #: cutouts stacked top to bottom (rembg's ``remove()`` with ``get_concat_v_multi``).
     stacks: Callable[[Mapping[str, Any]], bool] = _one_mask
-    #: Bytes per input pixel that the family's own steps hold at their peak beyond the pipeline's
-    #: (``core.budget.request_cost`` adds them).
-    bytes_per_pixel: int = 0
+    #: The extras -> bytes per input pixel that the family's own steps hold at their peak beyond the
+    #: pipeline's (``core.budget.request_cost`` adds them).
+    bytes_per_pixel: Callable[[Mapping[str, Any]], int] = _nothing_more
 
 
 def _resize_normalise(im: Image.Image, session: ModelSession) -> np.ndarray:
@@ -116,11 +120,12 @@ def _cloth_masks(
 #: ``apply_coords`` for a long side of ``SAM_TARGET``.
 SAM_INPUT = (684, 1024)
 SAM_TARGET = 1024
-#: The masks warped back to the image's size, as rembg does (``transform_masks`` with scipy's
-#: ``map_coordinates``): per pixel, its int64 grid (16 bytes), the float64 source coordinates
-#: (16) and their stacked copy (16), the float64 result (8) and its float32 copy (4), and the
-#: masks kept (4 each) and their RGB and L images (4).
-SAM_BYTES_PER_PIXEL = 72
+#: What a family's own steps hold per input pixel beyond the pipeline's one mask and cutout
+#: (``Family.bytes_per_pixel``). Measured on a 12 MP image, the process's peak grew by 63 bytes
+#: per pixel with sam (rembg's ``transform_masks`` warps each mask back at float64 over int64
+#: and float64 grids), 60 with u2net_cloth_seg's three stacked cutouts, and 18 with one cutout.
+SAM_BYTES_PER_PIXEL = 48
+CLOTH_STACK_BYTES_PER_PIXEL = 48
 
 
 def _sam_matrix(size: tuple[int, int]) -> np.ndarray:
@@ -201,15 +206,17 @@ FAMILIES: dict[str, Family] = {
     "bria": Family(prepare=_resize_normalise, finish=_minmax_resize),
     "ben2": Family(prepare=_resize_normalise, finish=_minmax_resize),
     "birefnet": Family(prepare=_resize_normalise, finish=_sigmoid_minmax_resize),
-    # Without cc: three masks, each cutout as costly as the pipeline's one, and their stack.
+    # Without cc: three masks, their cutouts and the stack.
     "u2net_cloth_seg": Family(
         prepare=_resize_normalise,
         finish=_cloth_masks,
         stacks=lambda extras: _cloth_category(extras) is None,
-        bytes_per_pixel=48,
+        bytes_per_pixel=lambda extras: CLOTH_STACK_BYTES_PER_PIXEL if _cloth_category(extras) is None else 0,
     ),
     # rembg's SamSession: an encoder and a decoder file (the registry's ``companions``), prompted.
-    "sam": Family(prepare=_sam_prepare, finish=_sam_mask, infer=_sam_infer, bytes_per_pixel=SAM_BYTES_PER_PIXEL),
+    "sam": Family(
+        prepare=_sam_prepare, finish=_sam_mask, infer=_sam_infer, bytes_per_pixel=lambda extras: SAM_BYTES_PER_PIXEL
+    ),
 }
 
 

@@ -133,7 +133,9 @@ class Engine:
         opts = (options or RemovalOptions()).validated()
         session, choice = self._session(opts)
         family = _family_for(session, opts)
-        with self.budget.hold(request_cost([image], opts, self.settings.matting_max_pixels, family.bytes_per_pixel)):
+        with self.budget.hold(
+            request_cost([image], opts, self.settings.matting_max_pixels, family.bytes_per_pixel(opts.extra))
+        ):
             im, tensor, clock = self._prepare(image, session, opts)
             extra = self._option_images(opts)
             clock.lap("decode")
@@ -156,7 +158,7 @@ class Engine:
         opts = (options or RemovalOptions()).validated()
         session, choice = self._session(opts)
         family = _family_for(session, opts)
-        cost = request_cost(images, opts, self.settings.matting_max_pixels, family.bytes_per_pixel)
+        cost = request_cost(images, opts, self.settings.matting_max_pixels, family.bytes_per_pixel(opts.extra))
         if cost > self.budget.total and len(images) > 1:
             # more than the budget together, but maybe not apart: halves, each held on its own
             half = len(images) // 2

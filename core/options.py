@@ -152,7 +152,8 @@ class RemovalOptions:
     extras: str | None = _option(
         None,
         "rembg's extras: a JSON object of per-request model parameters: cc (u2net_cloth_seg: upper, lower, "
-        "full or attire) or sam_prompt (sam). Nothing in it may name a file.",
+        "full or attire; without it, rembg's three cutouts stacked) or sam_prompt (sam: points and rectangles, "
+        "as rembg takes them). Nothing in it may name a file.",
         advanced=True,
     )
 

@@ -361,6 +361,26 @@ def test_sam_equals_rembgs_session(tmp_path: Path, tiny_sam: tuple[ModelSpec, Pa
     assert 0.02 < (expected > 0).mean() < 0.98  # the stand-in draws a mask worth comparing
 
 
+def test_sam_on_openvino_equals_rembgs_session(tmp_path: Path, tiny_sam: tuple[ModelSpec, Path]) -> None:
+    """Both networks of the model on the second CPU runtime: the same masks."""
+    from core.providers import provider_info
+
+    if not provider_info("openvino").available:
+        pytest.skip("OpenVINO is not installed")
+    spec, encoder = tiny_sam
+    engine = Engine(Settings(model_home=tmp_path, threads=1))
+    engine.sessions.register(spec, encoder)
+    for marks in SAM_PROMPTS.values():
+        extras = None if marks is None else json.dumps({"sam_prompt": marks})
+        options = RemovalOptions(model=spec.name, provider="openvino", only_mask=True, extras=extras)
+        result = engine.remove((PHOTOS_DIR / PHOTO).read_bytes(), options)
+        assert result.backend == "openvino-cpu"
+        expected = theirs(rembg_sam(encoder), **({} if marks is None else {"sam_prompt": marks}))
+        assert np.array_equal(np.asarray(result.mask, dtype=np.int16), expected)
+    [loaded] = engine.sessions.loaded()
+    assert loaded["runtime"] == "openvino"
+
+
 def test_sam_masks_depend_on_the_prompt(tmp_path: Path, tiny_sam: tuple[ModelSpec, Path]) -> None:
     """Guard for the stand-ins: each prompt above draws another mask."""
     spec, encoder = tiny_sam

@@ -2,7 +2,9 @@
 
 A session runs on onnxruntime (``cpu``, ``cuda``, ``tensorrt``) or on OpenVINO
 (``openvino``, ``core.openvino``), at a precision (``base.providers.PRECISIONS``); which
-one serves a request is ``core.precision``'s choice.
+one serves a request is ``core.precision``'s choice. A model of several files (the
+registry's ``companions``: sam's decoder beside its encoder) is one session holding a
+network per file, all on the same runtime and provider, loaded, counted and unloaded together.
 
 The cache is shared by every request. Inference on one session is bounded by a
 semaphore (``Settings.inference_concurrency``, 1 by default): one inference already

@@ -121,8 +121,8 @@ def _cloth_masks(
 SAM_INPUT = (684, 1024)
 SAM_TARGET = 1024
 #: What a family's own steps hold per input pixel beyond the pipeline's one mask and cutout
-#: (``Family.bytes_per_pixel``). Measured on a 12 MP image (the stand-in graphs of
-#: ``tests/core/test_families.py``), the process's peak grew by 63 bytes per pixel with sam and a
+#: (``Family.bytes_per_pixel``). Measured on a 12 MP image (the families' stand-in graphs of the
+#: tests), the process's peak grew by 63 bytes per pixel with sam and a
 #: decoder of one mask (rembg's ``transform_masks`` warps each mask back at float64 over int64
 #: and float64 grids), 60 with u2net_cloth_seg's three stacked cutouts, and 18 with one cutout.
 #: SAM's decoder gives up to four masks, and each one more keeps 4 bytes per pixel.

@@ -77,14 +77,18 @@ def declared_pixels(source: Any) -> int:
     return 0
 
 
-def request_cost(images: list[Any], options: Any, matting_max_pixels: int) -> int:
-    """Bytes a removal of ``images`` with ``options`` (a ``RemovalOptions``) may hold at its peak."""
+def request_cost(images: list[Any], options: Any, matting_max_pixels: int, family_bytes_per_pixel: int = 0) -> int:
+    """Bytes a removal of ``images`` with ``options`` (a ``RemovalOptions``) may hold at its peak.
+
+    ``family_bytes_per_pixel``: what the model's family holds per input pixel beyond the pipeline's
+    (``core.families.Family.bytes_per_pixel``: sam's masks warped back, cloth's three cutouts).
+    """
     cost = 0
     extra = [declared_pixels(options.background_image), declared_pixels(options.mask_edit)]
     cost += sum(p * OPTION_BYTES_PER_PIXEL for p in extra)  # decoded once per request
     for image in images:
         pixels = declared_pixels(image)
-        cost += pixels * INPUT_BYTES_PER_PIXEL
+        cost += pixels * (INPUT_BYTES_PER_PIXEL + family_bytes_per_pixel)
         cost += sum(OPTION_BYTES_PER_INPUT_PIXEL * pixels for p in extra if p)
         if options.alpha_matting and pixels:
             side = int(pixels**0.5) or 1

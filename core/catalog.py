@@ -13,7 +13,6 @@ from base.errors import RemovalError
 from base.providers import PROVIDERS
 from base.settings import Settings
 from core import custom
-from core.families import NOT_HERE
 from core.precision import choice_for
 from core.precision import describe as describe_choice
 from core.providers import resolve
@@ -101,7 +100,7 @@ def model_facts(settings: Settings, provider: str = "auto") -> list[dict[str, An
                 "name": spec.name,
                 "description": spec.description,
                 "family": spec.family,
-                "ready": st.verified and spec.family not in NOT_HERE,
+                "ready": st.verified,
                 "offered": not (PROVIDERS[where].gpu and spec.name in CPU_ONLY),
                 "measured": figures,
                 "summary": measured.describe(figures),
@@ -111,7 +110,6 @@ def model_facts(settings: Settings, provider: str = "auto") -> list[dict[str, An
                 "files": [spec.filename, *(name for name, _, _ in spec.companions)],
                 "folder": str(home),
                 "urls": urls,
-                "not_here": NOT_HERE.get(spec.family),
             }
         )
     for entry in settings.custom_model:
@@ -132,7 +130,6 @@ def model_facts(settings: Settings, provider: str = "auto") -> list[dict[str, An
                 "files": [path.name],
                 "folder": str(path.parent),
                 "urls": [],
-                "not_here": None,
                 "precision": None,
             }
         )

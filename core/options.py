@@ -152,7 +152,8 @@ class RemovalOptions:
     extras: str | None = _option(
         None,
         "rembg's extras: a JSON object of per-request model parameters: cc (u2net_cloth_seg: upper, lower, "
-        "full or attire) or sam_prompt (sam). Nothing in it may name a file.",
+        "full or attire; without it, rembg's three cutouts stacked) or sam_prompt (sam: points and rectangles, "
+        "as rembg takes them). Nothing in it may name a file.",
         advanced=True,
     )
 
@@ -245,22 +246,42 @@ def parse_extras(raw: str | None) -> dict[str, Any]:
     return value
 
 
+#: What a point of ``sam_prompt`` may be labelled: 1 the subject, 0 not the subject (SAM's own 2 and 3
+#: are the corners of a rectangle, which rembg labels itself).
+SAM_POINT_LABELS = (0, 1)
+SAM_PROMPT_SHAPE = (
+    "sam_prompt: a non-empty list of {type: point, label: 0 or 1, data: [x, y]} "
+    "or {type: rectangle, data: [x1, y1, x2, y2]}, in the image's pixels"
+)
+
+
+def _label(value: Any) -> int | None:
+    """A JSON integer (rembg's schema takes 1.0 as one too), or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return int(value) if float(value).is_integer() else None
+
+
+def _sam_mark(mark: Any) -> bool:
+    """One mark of rembg's ``sam_prompt``: a point with its label, or a rectangle (its label, if any, an integer)."""
+    if not isinstance(mark, dict) or mark.get("type") not in ("point", "rectangle"):
+        return False
+    data = mark.get("data")
+    if not isinstance(data, list) or len(data) != (2 if mark["type"] == "point" else 4):
+        return False
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in data):
+        return False
+    if mark["type"] == "point":
+        return _label(mark.get("label")) in SAM_POINT_LABELS
+    return "label" not in mark or _label(mark["label"]) is not None
+
+
 def _check_sam_prompt(prompt: Any) -> None:
-    """rembg's schema for ``sam_prompt``: a list of {type: point|rectangle, label: int, data: numbers}."""
-    ok = isinstance(prompt, list) and all(
-        isinstance(p, dict)
-        and p.get("type") in ("point", "rectangle")
-        and (p["type"] == "rectangle" or (isinstance(p.get("label"), int) and not isinstance(p["label"], bool)))
-        and isinstance(p.get("data"), list)
-        and len(p["data"]) == (2 if p["type"] == "point" else 4)
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in p["data"])
-        for p in prompt
-    )
-    if not ok or not prompt:
-        raise InvalidOption(
-            "extras",
-            "sam_prompt: a list of {type: point, label, data: [x, y]} or {type: rectangle, data: [x1, y1, x2, y2]}",
-        )
+    """rembg's schema for ``sam_prompt`` (a list of {type, label, data}), and what its ``SamSession`` needs
+    to run: at least one mark, each a point or a rectangle with its coordinates (rembg skips a mark of
+    another type, and fails on a prompt with none)."""
+    if not isinstance(prompt, list) or not prompt or not all(_sam_mark(mark) for mark in prompt):
+        raise InvalidOption("extras", SAM_PROMPT_SHAPE)
 
 
 def kind_of(f: dataclasses.Field[Any]) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageChops
 
-from base.errors import ImageTooComplex, RemovalError
+from base.errors import ImageTooComplex, InvalidOption, RemovalError
 from base.memory import available_bytes
 from base.settings import Settings, SettingsError, load_settings
 from base.timing import STAGES as STAGES  # re-exported: the stages a result is timed in
@@ -25,7 +25,7 @@ from base.timing import Clock
 from core import custom, imaging
 from core.budget import MIB, MemoryBudget, default_budget_bytes, request_cost
 from core.decode import Limits, decode
-from core.families import family_of
+from core.families import Family, family_of
 from core.formats import FORMATS
 from core.options import RemovalOptions
 from core.precision import Choice, choice_for, choose
@@ -132,11 +132,14 @@ class Engine:
     def remove(self, image: Any, options: RemovalOptions | None = None) -> RemovalResult:
         opts = (options or RemovalOptions()).validated()
         session, choice = self._session(opts)
-        with self.budget.hold(request_cost([image], opts, self.settings.matting_max_pixels)):
+        family = _family_for(session, opts)
+        with self.budget.hold(
+            request_cost([image], opts, self.settings.matting_max_pixels, family.bytes_per_pixel(opts.extra))
+        ):
             im, tensor, clock = self._prepare(image, session, opts)
             extra = self._option_images(opts)
             clock.lap("decode")
-            [(prediction, shared)] = session.infer([tensor])
+            [(prediction, shared)] = self._infer(family, session, [tensor], [im.size], opts)
             clock.lap("inference")
             result = self._finish(im, prediction, opts, extra, session, clock, choice)
         result.batch = shared
@@ -154,7 +157,8 @@ class Engine:
         """
         opts = (options or RemovalOptions()).validated()
         session, choice = self._session(opts)
-        cost = request_cost(images, opts, self.settings.matting_max_pixels)
+        family = _family_for(session, opts)
+        cost = request_cost(images, opts, self.settings.matting_max_pixels, family.bytes_per_pixel(opts.extra))
         if cost > self.budget.total and len(images) > 1:
             # more than the budget together, but maybe not apart: halves, each held on its own
             half = len(images) // 2
@@ -166,6 +170,7 @@ class Engine:
         self, images: list[Any], opts: RemovalOptions, session: ModelSession, choice: Choice
     ) -> list[RemovalResult | RemovalError]:
         extra = self._option_images(opts)
+        family = family_of(session.spec)
         out: list[RemovalResult | RemovalError] = []
         ready: list[tuple[int, Image.Image, np.ndarray, Clock]] = []
         for image in images:
@@ -177,7 +182,8 @@ class Engine:
             ready.append((len(out), im, tensor, clock))
             out.append(RemovalError("not run"))  # replaced by its result below
         call = Clock()
-        outputs = session.infer([tensor for _, _, tensor, _ in ready]) if ready else []
+        tensors, sizes = [tensor for _, _, tensor, _ in ready], [im.size for _, im, _, _ in ready]
+        outputs = self._infer(family, session, tensors, sizes, opts) if ready else []
         share = call.elapsed_ms() / max(len(ready), 1)
         for (index, im, _, clock), (prediction, shared) in zip(ready, outputs, strict=True):
             clock.restart_lap()
@@ -235,7 +241,7 @@ class Engine:
         # Resolved before any decoding: a bad model, provider or precision fails first.
         model = opts.model or self.settings.default_model
         if model in MODELS:
-            family_of(MODELS[model])  # a family not run here answers before its weights are looked for
+            _check_stack(family_of(MODELS[model]), opts)  # before its weights are looked for
         choice = self.choose(opts)
         try:
             return self.sessions.get(choice.weights, choice.provider, choice.precision), choice
@@ -277,6 +283,21 @@ class Engine:
         clock.lap("preprocess")
         return im, tensor, clock
 
+    @staticmethod
+    def _infer(
+        family: Family,
+        session: ModelSession,
+        tensors: list[np.ndarray],
+        sizes: list[tuple[int, int]],
+        opts: RemovalOptions,
+    ) -> list[tuple[np.ndarray, int]]:
+        """What ``finish`` takes for each prepared input, and how many images shared its call: the
+        session's network (batched where it can be), or the family's own inference (sam)."""
+        if family.infer is None:
+            return session.infer(tensors)
+        extras = opts.extra
+        return [(family.infer(tensor, size, session, extras), 1) for tensor, size in zip(tensors, sizes, strict=True)]
+
     def _finish(
         self,
         im: Image.Image,
@@ -289,10 +310,11 @@ class Engine:
     ) -> RemovalResult:
         """Mask, compose, encode and record one image whose prediction is ready."""
         spec = session.spec
-        mask = family_of(spec).finish(prediction, im.size, session, opts.extra)
-        if opts.post_process_mask:
-            mask = imaging.post_process_mask(mask)
-        composed = self._compose(im, mask, opts, extra, session)
+        masks = family_of(spec).finish(prediction, im.size, session, opts.extra)
+        if isinstance(masks, list):
+            composed = _stack([self._compose(im, self._post(mask, opts), opts, extra, session) for mask in masks], opts)
+        else:
+            composed = self._compose(im, self._post(masks, opts), opts, extra, session)
         out = composed.out
         clock.lap("postprocess")
 
@@ -318,6 +340,10 @@ class Engine:
             precision_ran=choice.ran if choice else "exact",
             precision_note=choice.note if choice else "",
         )
+
+    @staticmethod
+    def _post(mask: Image.Image, opts: RemovalOptions) -> Image.Image:
+        return imaging.post_process_mask(mask) if opts.post_process_mask else mask
 
     def _matte(self, im: Image.Image, mask: Image.Image, opts: RemovalOptions) -> Image.Image | None:
         """Alpha matting, one at a time, refused where its memory estimate exceeds what is free."""
@@ -407,6 +433,53 @@ class Engine:
                 out = imaging.over_color(out, opts.color or (255, 255, 255, 255))
             out = out.convert("RGB")
         return _Composed(out, mask, im, box)
+
+
+#: Options of ours that act on one cutout (its frame, its shadow, its background, its touch-up):
+#: a stacked result (u2net_cloth_seg without ``cc``) refuses them rather than guess which cutout.
+ONE_CUTOUT_OPTIONS = ("crop", "shadow", "blur_background", "background_image", "mask_edit")
+
+
+def _check_stack(family: Family, opts: RemovalOptions) -> None:
+    """``InvalidOption`` for an option of ours that a stacked result (``Family.stacks``) cannot take."""
+    if not family.stacks(opts.extra):
+        return
+    for name in ONE_CUTOUT_OPTIONS:
+        if getattr(opts, name):
+            raise InvalidOption(
+                name,
+                "applies to one cutout; without extras cc this model gives three (upper, lower and full, stacked "
+                "top to bottom as rembg does): add extras cc (upper, lower, full or attire) to choose one",
+            )
+
+
+def _family_for(session: ModelSession, opts: RemovalOptions) -> Family:
+    """The session's family, with the request's options checked against it (a custom model too)."""
+    family = family_of(session.spec)
+    _check_stack(family, opts)
+    return family
+
+
+def _stack(parts: list[_Composed], opts: RemovalOptions) -> _Composed:
+    """The cutouts top to bottom, as rembg's ``get_concat_v_multi`` pastes them into one RGBA image
+    (a mask, with ``only_mask``, becomes grey RGBA there too); the masks and inputs alike, for the
+    before/after view. The background colour was laid under each cutout: per pixel the same as
+    rembg's under the stack."""
+    width, height = parts[0].out.size
+
+    def column(images: list[Image.Image], mode: str) -> Image.Image:
+        canvas = Image.new(mode, (width, height * len(images)))
+        for row, image in enumerate(images):
+            canvas.paste(image, (0, row * height))
+        return canvas
+
+    out = column([p.out for p in parts], "RGBA")
+    if not FORMATS[opts.output_format].alpha:  # each part is flattened already: its alpha is opaque
+        out = out.convert("RGB")
+    source = parts[0].source
+    return _Composed(
+        out, column([p.mask for p in parts], "L"), column([source] * len(parts), source.mode), parts[0].box
+    )
 
 
 _default: Engine | None = None

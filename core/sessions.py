@@ -2,7 +2,9 @@
 
 A session runs on onnxruntime (``cpu``, ``cuda``, ``tensorrt``) or on OpenVINO
 (``openvino``, ``core.openvino``), at a precision (``base.providers.PRECISIONS``); which
-one serves a request is ``core.precision``'s choice.
+one serves a request is ``core.precision``'s choice. A model of several files (the
+registry's ``companions``: sam's decoder beside its encoder) is one session holding a
+network per file, all on the same runtime and provider, loaded, counted and unloaded together.
 
 The cache is shared by every request. Inference on one session is bounded by a
 semaphore (``Settings.inference_concurrency``, 1 by default): one inference already
@@ -21,6 +23,7 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,17 +80,25 @@ SESSION_BYTES_PER_WEIGHT_BYTE = 2.3
 SESSION_BASE_BYTES = 32 * 2**20
 
 
-def session_bytes(path: Path, grew: int | None = None) -> int:
-    """The memory a session of the weights at ``path`` is counted for in the budget.
+def model_files(spec: ModelSpec, path: Path) -> list[Path]:
+    """The files a session of ``spec`` loads: its weights at ``path``, then its companions beside it (sam's decoder)."""
+    return [path, *(path.parent / name for name, _, _ in spec.companions)]
+
+
+def session_bytes(paths: Path | Sequence[Path], grew: int | None = None) -> int:
+    """The memory a session of the weights at ``paths`` (one file, or a model's files together) is
+    counted for in the budget.
 
     ``grew``: how much the process grew while the session loaded (other requests allocate
     meanwhile too, so it is only believed up to four times the estimate).
     """
-    try:
-        size = path.stat().st_size
-    except OSError:
-        size = 0
-    estimate = int(size * SESSION_BYTES_PER_WEIGHT_BYTE) + SESSION_BASE_BYTES
+    estimate = 0
+    for path in [paths] if isinstance(paths, Path) else paths:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        estimate += int(size * SESSION_BYTES_PER_WEIGHT_BYTE) + SESSION_BASE_BYTES
     if grew is None:
         return estimate
     return max(estimate, min(grew, 4 * estimate))
@@ -114,6 +125,9 @@ class ModelSession:
     #: The precision it computes at (``base.providers.PRECISIONS``): fp32, bf16, int8 (the
     #: weights are a QDQ build), tf32 (CUDA) or fp16 (TensorRT).
     precision: str = "fp32"
+    #: The networks of the registry entry's ``companions`` (sam's decoder), in its order, on the same
+    #: runtime and provider; their family runs them (``run_feeds``).
+    companions: tuple[ort.InferenceSession | OpenVinoSession, ...] = field(default=(), repr=False)
 
     @property
     def runtime(self) -> str:
@@ -156,6 +170,17 @@ class ModelSession:
                 options = _shrink_after() if batch.nbytes > ARENA_KEEPS_INPUT_BYTES else None
                 return np.asarray(self.session.run([self.output_name], {self.input_name: batch}, options)[0])
             return run_bound(self.session, batch, device=self.device, device_id=self.device_id)
+
+    def run_feeds(self, feeds: Mapping[str, np.ndarray], part: int = 0) -> list[np.ndarray]:
+        """Every output of network ``part`` (0: the model's file; 1...: its companions) for the named
+        ``feeds``: for a family that runs its own inference (sam's encoder, then its decoder)."""
+        session = self.session if part == 0 else self.companions[part - 1]
+        names = [output.name for output in session.get_outputs()]
+        with self._gate:
+            if isinstance(session, OpenVinoSession):
+                return [np.asarray(out) for out in session.run(names, feeds)]
+            large = self.provider == "cpu" and sum(value.nbytes for value in feeds.values()) > ARENA_KEEPS_INPUT_BYTES
+            return [np.asarray(out) for out in session.run(names, dict(feeds), _shrink_after() if large else None)]
 
     def infer(self, tensors: list[np.ndarray]) -> list[tuple[np.ndarray, int]]:
         """Output 0 of each single input (1xCxSxS), and how many images shared its call.
@@ -280,9 +305,13 @@ def create_openvino_session(
     info = providers.provider_info(provider)
     if not info.available:
         raise ProviderUnavailable(f"provider {provider!r} is unavailable: {info.reason}")
+    files = model_files(spec, path)
     try:
-        session = OpenVinoSession(
-            path, precision, settings.threads or physical_cores(), requests=settings.inference_concurrency
+        session, *companions = (
+            OpenVinoSession(
+                file, precision, settings.threads or physical_cores(), requests=settings.inference_concurrency
+            )
+            for file in files
         )
     except Exception as exc:  # OpenVINO raises bare RuntimeError subclasses
         raise ProviderUnavailable(f"provider {provider!r} failed to start {spec.name} at {precision}: {exc}") from exc
@@ -294,11 +323,14 @@ def create_openvino_session(
         session=session,
         load_ms=0.0,
         _gate=threading.Semaphore(settings.inference_concurrency),
-        memory_bytes=session_bytes(path, grew),
+        memory_bytes=session_bytes(files, grew),
         precision=precision,
+        companions=tuple(companions),
     )
-    # OpenVINO finishes preparing its kernels on the first inference: pay it at load, not in a request.
-    model.run(np.zeros((1, 3, spec.input_size, spec.input_size), np.float32))
+    # OpenVINO finishes preparing its kernels on the first inference: pay it at load, not in a request
+    # (a model of several networks, fed by its family, pays it on its first request).
+    if not spec.companions:
+        model.run(np.zeros((1, 3, spec.input_size, spec.input_size), np.float32))
     model.load_ms = clock.elapsed_ms()
     log.info("loaded %s on %s (%s) in %.0f ms", spec.name, provider, precision, model.load_ms)
     return model
@@ -318,7 +350,9 @@ def create_session(
         return create_openvino_session(spec, path, provider, settings, precision)
     clock = Clock()
     before = rss_bytes()
-    batching = uses_batching(settings, provider)
+    # A model of several networks is fed by its family, one image at a time.
+    batching = uses_batching(settings, provider) and not spec.companions
+    files = model_files(spec, path)
     ort_providers = providers.ort_providers(
         provider,
         cache_dir=settings.model_home / "trt-cache",
@@ -332,11 +366,12 @@ def create_session(
 
     try:
         session = load(_with_batch_dimension(path) if batching else str(path))
+        companions = tuple(load(str(file)) for file in files[1:])
     except Exception as exc:  # onnxruntime raises bare RuntimeError/Fail subclasses
         raise ProviderUnavailable(f"provider {provider!r} failed to start {spec.name}: {exc}") from exc
     active = session.get_providers()
     wanted = PROVIDERS[provider].ort_name
-    if wanted not in active:
+    if any(wanted not in part.get_providers() for part in (session, *companions)):
         raise ProviderUnavailable(
             f"provider {provider!r} did not load (onnxruntime fell back to {', '.join(active)}); "
             "check that the GPU driver and the CUDA/cuDNN libraries match onnxruntime-gpu"
@@ -350,8 +385,9 @@ def create_session(
         load_ms=0.0,
         _gate=threading.Semaphore(settings.inference_concurrency),
         device_id=settings.gpu_device,
-        memory_bytes=session_bytes(path, grew),
+        memory_bytes=session_bytes(files, grew),
         precision=precision,
+        companions=companions,
     )
     if uses_graphs(settings, spec, provider):
         model.graphs = Graphs(spec.input_size, spec.mean, spec.std, load, model.device, settings.gpu_device)
@@ -468,7 +504,7 @@ class SessionCache:
                             fetch_missing=self.settings.fetch_missing,
                             rembg_home=self.settings.rembg_home,
                         )
-                    self._make_room(session_bytes(path), key)
+                    self._make_room(session_bytes(model_files(spec, path)), key)
                     cached = create_session(spec, path, provider, self.settings, precision)
                 except RemovalError as exc:
                     self.failures[key[:2]] = exc

@@ -352,15 +352,10 @@ def more_models_html(settings: Settings) -> str:
     ]
     rows = [
         f"<li><b>{esc(f['name'])}</b>: {esc(f['description'])}<br>"
-        + (
-            esc(f"not run by this server: {f['not_here']}")
-            if f["not_here"]
-            else f"<code>{esc(f['get'])}</code>, or put {esc(', '.join(f['files']))} in {esc(f['folder'])} "
-            f"from {esc(', '.join(f['urls']))}"
-        )
-        + "</li>"
+        f"<code>{esc(f['get'])}</code>, or put {esc(', '.join(f['files']))} in {esc(f['folder'])} "
+        f"from {esc(', '.join(f['urls']))}</li>"
         for f in facts
-        if f["name"] not in here and (f["get"] or f["not_here"])
+        if f["name"] not in here and f["get"]
     ]
     more = (
         f"<p>{len(rows)} more models (not on this server): fetch or build one on the server, then reload this page.</p>"

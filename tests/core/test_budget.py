@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -11,6 +13,7 @@ from PIL import Image
 from base.errors import ImageTooComplex
 from core import Engine, RemovalOptions, load_settings
 from core.budget import INPUT_BYTES_PER_PIXEL, MIB, MemoryBudget, declared_pixels, request_cost
+from models.registry import MODELS
 from tests.core.helpers import encoded, png_bytes, png_header_only
 
 
@@ -77,3 +80,30 @@ def test_a_batch_over_the_budget_runs_in_parts_that_fit() -> None:
     image = png_bytes(Image.new("RGB", (1000, 1000), (200, 100, 50)))  # about 15 MiB each: two fit, four do not
     results = engine.remove_many([image] * 4, RemovalOptions(provider="cpu"))
     assert [r.image.size for r in results] == [(1000, 1000)] * 4  # type: ignore[union-attr]
+
+
+def test_a_familys_own_memory_counts(tmp_path: Path) -> None:
+    """sam's masks warped back and cloth's three stacked cutouts hold more per pixel than one cutout:
+    a budget that one cutout of a megapixel fits refuses them, before anything is decoded."""
+    from tests.core.test_families import _custom, tiny_graph, tiny_sam_decoder, tiny_sam_encoder
+
+    image = encoded(Image.new("RGB", (1000, 1000), (90, 120, 200)), "PNG")
+    one_cutout = 1000 * 1000 * INPUT_BYTES_PER_PIXEL
+    engine = Engine(load_settings(["--model-home", str(tmp_path), "--memory-budget-mb", str(2 * one_cutout // MIB)]))
+    cloth = tiny_graph(tmp_path / "cloth.onnx", 768, 4, scale=8.0)
+    engine.sessions.register(_custom("tiny-cloth", "u2net_cloth_seg", "u2net_cloth_seg"), cloth)
+    encoder = tiny_sam_encoder(tmp_path / "tiny-sam.encoder.onnx")
+    tiny_sam_decoder(tmp_path / "tiny-sam.decoder.onnx")
+    sam = replace(
+        MODELS["sam"],
+        name="tiny-sam",
+        filename=encoder.name,
+        sources=(),
+        companions=(("tiny-sam.decoder.onnx", "", ""),),
+    )
+    engine.sessions.register(sam, encoder)
+    assert engine.remove(image, RemovalOptions(model="tiny-cloth", extras='{"cc": "upper"}')).image.size == (1000, 1000)
+    for options in (RemovalOptions(model="tiny-cloth"), RemovalOptions(model="tiny-sam")):
+        with pytest.raises(ImageTooComplex, match="memory budget"):
+            engine.remove(image, options)
+    assert request_cost([image], RemovalOptions(), 0, family_bytes_per_pixel=48) == one_cutout * 4

@@ -123,7 +123,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, imgly_isnet: Path, homes: t
 @pytest.mark.parametrize("name", REMBG_LOCAL)
 def test_every_rembg_name_answers_an_image_or_503(server: Server, homes: tuple[Path, Path], name: str) -> None:
     spec = MODELS[name]
-    here = fetching.status(spec, homes[0]).verified and spec.family != "sam"
+    here = fetching.status(spec, homes[0]).verified
     files = {"file": ("car-1.jpg", photo_bytes("car-1.jpg"), "application/octet-stream")}
     with httpx.Client(base_url=server.url, timeout=None if here else NOT_HERE_S) as http:
         started = time.monotonic()
@@ -138,10 +138,14 @@ def test_every_rembg_name_answers_an_image_or_503(server: Server, homes: tuple[P
         assert body["code"] == "model_not_available"
         message = body["message"]
         print(f"{name}: 503 in {took:.2f} s")
-        if spec.family == "sam":
-            assert "encoder and a decoder" in message
-            return
-        for part in (spec.filename, str(homes[0]), spec.sources[-1].describe(), f"python -m models fetch {name}"):
+        companions = [part for companion in spec.companions for part in (companion[0], companion[2])]  # sam's decoder
+        for part in (
+            spec.filename,
+            str(homes[0]),
+            spec.sources[-1].describe(),
+            f"python -m models fetch {name}",
+            *companions,
+        ):
             assert part in message, f"{part!r} missing from: {message}"
         # Within the back-off the failure is remembered: the next request is told at once, and when.
         again = http.post("/api/remove", files=files, data={"model": name})
@@ -154,7 +158,7 @@ def test_health_and_list_show_every_model_and_how_to_get_it(server: Server, home
     assert set(REMBG_LOCAL) | {NAME} <= set(models)
     assert models[NAME]["ready"] is True and models[NAME]["family"] == "isnet"
     for name in REMBG_LOCAL:
-        if not models[name]["ready"] and name != "sam":
+        if not models[name]["ready"]:
             assert models[name]["get"] == f"python -m models fetch {name}"
             assert models[name]["urls"] and models[name]["files"][0] == MODELS[name].filename
     listed = subprocess.run(

@@ -182,7 +182,7 @@ def create(settings: Settings) -> tuple[gr.Blocks, dict[str, Any], GuardState, P
         "mcp_server": settings.mcp,
         "theme": gr.themes.Soft(),
         "css": page.CSS,
-        "head": page.SCRIPT,
+        "head": page.head(settings),
         "i18n": page.I18N,
         "quiet": True,  # Gradio's start-up lines name launch()'s arguments; serve() logs this app's own
         "show_error": True,  # gr.Error messages only: handlers never let other exceptions through

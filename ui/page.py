@@ -14,12 +14,18 @@ import json
 
 import gradio as gr
 
+from base.settings import Settings
+from core import custom
 from models.registry import MODELS
 from ui import touchup
 from ui.activity import HEAVY_PIXELS
 
-#: The models that take seconds per image on a CPU (1024-pixel inputs): they run in the heavy lane.
-HEAVY_MODELS = [spec.name for spec in MODELS.values() if spec.input_size >= 1024]
+
+def heavy_models(settings: Settings) -> list[str]:
+    """The models that take seconds per image on a CPU (1024-pixel inputs), the server's own among
+    them (``--custom-model``): they run in the heavy lane."""
+    specs = [*MODELS.values(), *(custom.parse(entry)[0] for entry in settings.custom_model)]
+    return [spec.name for spec in specs if spec.input_size >= 1024]
 
 
 def css_rgb(hex_colour: str) -> str:
@@ -249,12 +255,17 @@ SCRIPT = """
 """
 for _token, _value in {
     "__HEAVY_PIXELS__": str(HEAVY_PIXELS),
-    "__HEAVY_MODELS__": json.dumps(HEAVY_MODELS),
     "__TINY_SIDE__": str(TINY_SIDE),
     "__RESTORE__": css_rgb(touchup.RESTORE),
     "__ERASE__": css_rgb(touchup.ERASE),
 }.items():
     SCRIPT = SCRIPT.replace(_token, _value)
+
+
+def head(settings: Settings) -> str:
+    """The page's script, knowing this server's heavy models."""
+    return SCRIPT.replace("__HEAVY_MODELS__", json.dumps(heavy_models(settings)))
+
 
 CHECKERBOARD = "repeating-conic-gradient(#e2e8f0 0% 25%, #ffffff 0% 50%) 0 0 / 20px 20px"
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from base.settings import load_settings
 from core import InvalidOption
 from core.imaging import Warmup
 from tests.reliability.common import UPLOAD_FORM
-from ui import readout, touchup
+from ui import page, readout, touchup
 from ui.activity import HEAVY, LIGHT, Activity
 from ui.form import UPLOAD_FIELDS, upload_options
 from ui.handlers import status_html
@@ -176,3 +177,14 @@ def test_model_words_come_from_the_facts_and_never_repeat() -> None:
         "silueta": "U²-Net pruned to 43 MB",
         "isnet-general-use": "Slower · IS-Net",
     }
+
+
+def test_the_servers_own_1024_pixel_models_run_in_the_heavy_lane() -> None:
+    """A custom model of a 1024² family takes seconds like the registry's: the page sends it to the heavy lane."""
+    settings = load_settings(
+        ["--custom-model", "mine=isnet:/srv/mine.onnx", "--custom-model", "small=u2net:/srv/s.onnx"]
+    )
+    heavy = page.heavy_models(settings)
+    assert "mine" in heavy and "birefnet-general" in heavy and "isnet-general-use" in heavy
+    assert "small" not in heavy and "u2net" not in heavy
+    assert '"mine"' in page.head(settings) and "__HEAVY_MODELS__" not in page.head(settings)

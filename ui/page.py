@@ -362,6 +362,19 @@ figure.recent .axis line { stroke: #94a3b8; }
 /* The webcam: frames per second beside the video. */
 #live-row { gap: 4px; }
 #live button { white-space: nowrap; }
+/* Nothing over the pictures (test_no_webcam_control_covers_the_live_video). Gradio draws its Start live/Stop
+   button over the bottom of the video, and the boxes' labels and the cutout's icons over their tops; here the
+   labels take a line of their own above the picture (as Gradio's own unfloated label does), the cutout's icons
+   sit on that line at the box's right (their wrapper is placed against the block once the image container is
+   static), and the button (the snapshot's too) a line of its own under the video. Only Gradio's unhashed hooks are used: data-testid
+   attributes and the plain class names (button-wrap, image-container), not the svelte-xxxx classes. */
+#live [data-testid=block-label], #live-out [data-testid=block-label], #snapshot [data-testid=block-label] {
+  position: static; margin: var(--block-label-margin) 0 var(--block-label-margin) var(--block-label-margin);
+}
+#live-out .image-container { position: static; }
+#live [data-testid=webcam-video] ~ .button-wrap, #snapshot [data-testid=webcam-video] ~ .button-wrap {
+  position: static; transform: none; width: fit-content; margin: var(--size-2) auto; box-shadow: none;
+}
 .fps { font-variant-numeric: tabular-nums; font-size: 0.95rem; }
 
 /* A phone: one column; the boxes shorter, so the result and its download fit the first screen. */

@@ -208,6 +208,15 @@ def wait_for_images_loaded(page: Page, selector: str) -> None:
     )
 
 
+def wait_for_video(page: Page, selector: str = "#live video") -> None:
+    """The camera's picture is playing in ``selector``, at its own size."""
+    page.wait_for_function(
+        "(sel) => { const v = document.querySelector(sel); return v && v.readyState >= 2 && v.videoWidth > 0; }",
+        arg=selector,
+        timeout=PAGE_LOAD_MS,
+    )
+
+
 def upload_image(page: Page, path: Path, shown: bool = True) -> None:
     page.locator("#upload-image input[type=file]").set_input_files(path)
     if shown:
@@ -773,6 +782,73 @@ def test_webcam_streams_live_cutouts(page: Page) -> None:
     stop.click()
     expect(live.get_by_role("button", name="Start live")).to_be_visible()
     expect(page.locator("body")).not_to_contain_text("Traceback")
+
+
+#: What covers what on the Webcam tab: the live video and the live cutout against every visible control and label
+#: there (buttons, links, inputs, the boxes' labels, Gradio's icon buttons), the controls against one another, and
+#: buttons whose label wraps onto a second line. A list of findings ("'Stop' covers the live video").
+WEBCAM_COVERS_JS = """() => {
+    const tab = document.querySelector('#tab-webcam');
+    const seen = (el) => el.checkVisibility({ opacityProperty: true, visibilityProperty: true })
+        && el.getBoundingClientRect().width > 1 && el.getBoundingClientRect().height > 1;
+    const name = (el) => (el.getAttribute('aria-label') || el.innerText || el.tagName).trim().slice(0, 30);
+    const pictures = [
+        ['the live video', '#live video'], ['the live cutout', '#live-out img'], ['the snapshot camera', '#snapshot video'],
+    ].map(([what, sel]) => [what, tab.querySelector(sel)]).filter(([, el]) => el && seen(el));
+    const kinds = 'button, a[href], input, select, textarea, [role=button], [role=slider], [data-testid=block-label]';
+    const controls = [...tab.querySelectorAll(kinds)].filter(seen)
+        // a control that holds a picture (Gradio's image box is a button) is the picture's frame, not a cover
+        .filter((el) => !pictures.some(([, picture]) => el.contains(picture)));
+    const over = (a, b) => {
+        const r = a.getBoundingClientRect(), s = b.getBoundingClientRect();
+        return Math.min(r.right, s.right) - Math.max(r.left, s.left) > 1
+            && Math.min(r.bottom, s.bottom) - Math.max(r.top, s.top) > 1;
+    };
+    const found = [];
+    for (const [what, picture] of pictures) {
+        for (const control of controls) if (over(control, picture)) found.push(`'${name(control)}' covers ${what}`);
+    }
+    for (let i = 0; i < controls.length; i++) {
+        for (let j = i + 1; j < controls.length; j++) {
+            const [a, b] = [controls[i], controls[j]];
+            if (!a.contains(b) && !b.contains(a) && over(a, b)) found.push(`'${name(a)}' over '${name(b)}'`);
+        }
+    }
+    for (const button of controls.filter((el) => el.tagName === 'BUTTON')) {
+        const walker = document.createTreeWalker(button, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            if (!node.textContent.trim()) continue;
+            const range = document.createRange();
+            range.selectNodeContents(node);
+            const lines = new Set([...range.getClientRects()].filter((r) => r.width > 1).map((r) => Math.round(r.top)));
+            if (lines.size > 1) found.push(`'${name(button)}' wraps onto ${lines.size} lines`);
+        }
+    }
+    return found;
+}"""
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_no_webcam_control_covers_the_live_video(open_page: OpenPage, size: str) -> None:
+    """Issue 24, defect 7: on a phone Gradio's Stop button covered the bottom of the live video, and the boxes'
+    labels and icons the tops of the pictures; on a desktop "Start live" wrapped inside its button. Measured
+    before and while live (with the snapshot's camera on too)."""
+    page = open_page(VIEWPORTS[size])
+    page.get_by_role("tab", name="Webcam").click()
+    live = page.locator("#live")
+    live.get_by_text("Click to Access Webcam").click()
+    start = live.get_by_role("button", name="Start live")
+    expect(start).to_be_visible(timeout=PAGE_LOAD_MS)
+    wait_for_video(page)
+    found = {"ready": list(page.evaluate(WEBCAM_COVERS_JS))}
+    start.click()
+    expect(live.get_by_role("button", name="Stop")).to_be_visible()
+    wait_for_images_loaded(page, "#live-out img")
+    page.locator("#snapshot").get_by_text("Click to Access Webcam").click()  # its camera, with its own button
+    wait_for_video(page, "#snapshot video")
+    found["live"] = list(page.evaluate(WEBCAM_COVERS_JS))
+    live.get_by_role("button", name="Stop").click()
+    assert found == {"ready": [], "live": []}, json.dumps(found, indent=1)
 
 
 # --- every tab, desktop and phone ---------------------------------------------------------------------------------

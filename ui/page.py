@@ -366,8 +366,9 @@ figure.recent .axis line { stroke: #94a3b8; }
    button over the bottom of the video, and the boxes' labels and the cutout's icons over their tops; here the
    labels take a line of their own above the picture (as Gradio's own unfloated label does), the cutout's icons
    sit on that line at the box's right (their wrapper is placed against the block once the image container is
-   static), and the button (the snapshot's too) a line of its own under the video. Only Gradio's unhashed hooks are used: data-testid
-   attributes and the plain class names (button-wrap, image-container), not the svelte-xxxx classes. */
+   static), and the button (the snapshot's too) a line of its own under the video. Only Gradio's unhashed hooks
+   are used: data-testid attributes and the plain class names (button-wrap, image-container), not the svelte-xxxx
+   classes, which change with each Gradio build. */
 #live [data-testid=block-label], #live-out [data-testid=block-label], #snapshot [data-testid=block-label] {
   position: static; margin: var(--block-label-margin) 0 var(--block-label-margin) var(--block-label-margin);
 }

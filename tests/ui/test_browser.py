@@ -793,7 +793,8 @@ WEBCAM_COVERS_JS = """() => {
         && el.getBoundingClientRect().width > 1 && el.getBoundingClientRect().height > 1;
     const name = (el) => (el.getAttribute('aria-label') || el.innerText || el.tagName).trim().slice(0, 30);
     const pictures = [
-        ['the live video', '#live video'], ['the live cutout', '#live-out img'], ['the snapshot camera', '#snapshot video'],
+        ['the live video', '#live video'], ['the live cutout', '#live-out img'],
+        ['the snapshot camera', '#snapshot video'],
     ].map(([what, sel]) => [what, tab.querySelector(sel)]).filter(([, el]) => el && seen(el));
     const kinds = 'button, a[href], input, select, textarea, [role=button], [role=slider], [data-testid=block-label]';
     const controls = [...tab.querySelectorAll(kinds)].filter(seen)

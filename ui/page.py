@@ -63,7 +63,26 @@ SCRIPT = """
   // "Method not implemented." (console.warn), twice a request: a harmless upstream stub (@gradio/client, its
   // fetch-based stream), not an error of this page. Only that exact message is dropped.
   const warn = console.warn.bind(console);
+  const group = console.groupCollapsed.bind(console), end = console.groupEnd.bind(console);
+  // Gradio's ImageEditor (Touch-up) calls PixiJS 7 methods that PixiJS 8 still runs but announces as deprecated
+  // (Graphics#beginFill/drawRect/endFill, DRAW_MODES.NEAREST, fill(colour, alpha), render's second argument):
+  // one collapsed console group each, when the editor first opens. PixiJS's own switch (its documented
+  // `deprecation.quiet`) sits inside Gradio's bundle, out of a page's reach, and ImageEditor passes no such
+  // flag: a workaround of that Gradio issue (js/imageeditor), to go when Gradio moves to the PixiJS 8 calls.
+  // Dropped: only a group that PixiJS opens with its exact format string, the stack it warns inside (PixiJS
+  // writes the three at once, synchronously), and that group's end.
+  const PIXI_DEPRECATION = '%cPixiJS Deprecation Warning: %c%s';
+  let inPixiGroup = false;
+  console.groupCollapsed = (...args) => {
+    if (args[0] === PIXI_DEPRECATION) { inPixiGroup = true; return; }
+    group(...args);
+  };
+  console.groupEnd = (...args) => {
+    if (inPixiGroup) { inPixiGroup = false; return; }
+    end(...args);
+  };
   console.warn = (...args) => {
+    if (inPixiGroup) return;
     if (args.length === 1 && args[0] === 'Method not implemented.') return;
     warn(...args);
   };

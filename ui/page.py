@@ -325,6 +325,16 @@ or says why not.";
 
 /* The before/after handle, when the keyboard has it. */
 [data-testid=slider][role=slider]:focus-visible { outline: 3px solid var(--color-accent); outline-offset: 2px; }
+/* Focus is visible on every control (test_focus_is_visible_on_every_control): Gradio's primary buttons, its radio
+   buttons (Run on, Precision, the gallery's format) and the table's grid show no change of their own when the
+   keyboard reaches them. A ring in the accent colour (8:1 on white; written out, as inside a primary button
+   Gradio's --color-accent is white), only for keyboard focus (:focus-visible). A radio button's or a checkbox's
+   ring goes round its label: on the chosen pill, itself in the accent colour, a ring on the input would not show. */
+button:focus-visible, a:focus-visible, summary:focus-visible, [tabindex]:not(input):not(textarea):focus-visible,
+label:has(> input[type=radio]:focus-visible), label:has(> input[type=checkbox]:focus-visible) {
+  outline: 3px solid #4338ca !important; outline-offset: 2px;
+}
+#gallery-status [tabindex]:focus-visible { outline-offset: -3px; }  /* inside the table's own frame */
 
 /* The run row: the model and the button under the input. */
 /* The model's words on a line of their own, so that the closed menu shows them whole at every width. */

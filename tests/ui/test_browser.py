@@ -1154,6 +1154,118 @@ def test_axe_finds_nothing_serious_and_no_text_overlaps(open_page: OpenPage, siz
     assert found == {}, json.dumps(found, indent=1, ensure_ascii=False)
 
 
+#: The styles a focus indicator is drawn with, of every element on the page, before anything has focus.
+FOCUS_BASELINE_JS = """() => {
+    const look = (el) => { const s = getComputedStyle(el); return [s.outlineStyle, s.outlineWidth, s.outlineColor,
+        s.boxShadow]; };
+    window.unfocusedLook = new WeakMap();
+    for (const el of document.querySelectorAll('body *')) window.unfocusedLook.set(el, look(el));
+    window.focusIds = window.focusIds || new WeakMap();
+}"""
+#: What has focus now: [an id of the element (the same element, the same id), a description, a problem or null],
+#: or null when the page itself has it (past the last control). A problem: focus on something invisible or inside
+#: aria-hidden, or no visible indicator: neither the element, its label nor one of the three boxes around it
+#: (Gradio draws some rings on a wrapper, with :focus-within) has an outline or a box-shadow that it had not
+#: before focus; an outline counts if it is wider than 0 and its colour has 3:1 contrast with the background
+#: under it (WCAG 1.4.11). An element created after the baseline needs such an outline. Judged once the page's
+#: transitions have ended (or after a second, for one that never ends).
+FOCUS_CHECK_JS = """async () => {
+    const el = document.activeElement;
+    if (!el || el === document.body || el === document.documentElement) return null;
+    // Gradio's buttons and pills fade their outline in (a transition from the text colour): judge the end of it.
+    const settled = Promise.all(document.getAnimations().map((a) => a.finished.catch(() => null)));
+    await Promise.race([settled, new Promise((done) => setTimeout(done, 1000))]);
+    if (!window.focusIds.has(el)) window.focusIds.set(el, window.focusIds.size || Math.random());
+    const what = `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}`
+        + `${el.closest('[id]') && !el.id ? ' in #' + el.closest('[id]').id : ''}`
+        + ` '${(el.getAttribute('aria-label') || el.innerText || el.value || '').trim().slice(0, 30)}'`;
+    const seen = (e) => {
+        const r = e.getBoundingClientRect();
+        return e.checkVisibility({ opacityProperty: true, visibilityProperty: true }) && r.width >= 1 && r.height >= 1;
+    };
+    const rgb = (c) => {
+        const m = c.match(/rgba?\\(([\\d.]+),? ([\\d.]+),? ([\\d.]+)(?:,? \\/?\\s*([\\d.]+))?\\)/);
+        return m ? [Number(m[1]), Number(m[2]), Number(m[3]), m[4] === undefined ? 1 : Number(m[4])] : null;
+    };
+    const luminance = ([r, g, b]) => {
+        const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (e) => {
+        for (let p = e.parentElement; p; p = p.parentElement) {
+            const c = rgb(getComputedStyle(p).backgroundColor);
+            if (c && c[3] > 0.5) return c;
+        }
+        return [255, 255, 255, 1];
+    };
+    const contrast = (colour, e) => {
+        const c = rgb(colour);
+        if (!c) return 21;  // a colour this cannot read (oklch...): not judged
+        if (c[3] < 0.5) return 1;
+        const [a, b] = [luminance(c), luminance(background(e))];
+        return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    };
+    const ringed = (e) => {
+        const s = getComputedStyle(e), before = window.unfocusedLook.get(e);
+        const outline = s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0
+            && contrast(s.outlineColor, e) >= 3;
+        if (before === undefined) return outline;
+        const outlineNew = outline
+            && (s.outlineStyle !== before[0] || s.outlineWidth !== before[1] || s.outlineColor !== before[2]);
+        return outlineNew || (s.boxShadow !== 'none' && s.boxShadow !== before[3]);
+    };
+    const label = el.closest('label');
+    const problems = [];
+    if (el.closest('[aria-hidden=true]')) problems.push('inside aria-hidden');
+    if (!seen(el) && !(label && seen(label))) problems.push('invisible');
+    const around = [el, label, el.parentElement, el.parentElement?.parentElement,
+        el.parentElement?.parentElement?.parentElement].filter(Boolean);
+    if (!around.some(ringed)) problems.push('no visible focus indicator');
+    return [window.focusIds.get(el), what, problems.length ? `${what}: ${problems.join(', ')}` : null];
+}"""
+#: More Tab presses than any tab has controls: the walk ends where focus leaves the page or comes round again.
+MAX_TABS = 200
+
+
+def tab_through(page: Page) -> tuple[list[str], list[str]]:
+    """Tab from the top of the page through every control; (what had focus, in order; the problems found)."""
+    page.mouse.move(0, 0)
+    page.evaluate(FOCUS_BASELINE_JS)
+    page.locator("#brand h1").click()  # nothing to focus there: the next Tab goes to the page's first control
+    visited: list[str] = []
+    problems: list[str] = []
+    ids: set[float] = set()
+    for _ in range(MAX_TABS):
+        page.keyboard.press("Tab")
+        found = page.evaluate(FOCUS_CHECK_JS)
+        if found is None or found[0] in ids:
+            break
+        ids.add(found[0])
+        visited.append(found[1])
+        if found[2]:
+            problems.append(found[2])
+    return visited, problems
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_focus_is_visible_on_every_control(open_page: OpenPage, size: str) -> None:
+    """Issue 24, "focus is visible": on each tab after a run, Tab goes through every control of the page, each
+    one shows a focus indicator that it did not show before, and focus never lands on something unseen."""
+    page = open_page(VIEWPORTS[size])
+    upload_image(page, PHOTOS_DIR / "car-1.jpg")
+    choose_model(page, "#model", "u2netp")
+    run_and_wait(page)
+    wait_for_images_loaded(page, "#slider img")
+    found: dict[str, list[str]] = {}
+    main_button = {"Upload": "#run", "Webcam": "#snap-run", "Gallery": "#gallery-run", "Benchmark": "#benchmark-run"}
+    for tab in visit_tabs(page, size):
+        visited, problems = tab_through(page)
+        assert any(main_button[tab] in what for what in visited), f"Tab never reached {main_button[tab]}: {visited}"
+        if problems:
+            found[tab] = problems
+    assert found == {}, json.dumps(found, indent=1, ensure_ascii=False)
+
+
 def test_the_phone_gallery_shows_whole_errors_and_every_download(open_page: OpenPage) -> None:
     """Issue 24, defects 8 and 12: on a phone the table cut the error off ("error: the input is not a rec…"),
     and the downloads box showed the zip and one cutout."""

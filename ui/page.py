@@ -69,7 +69,26 @@ SCRIPT = """
   // "Method not implemented." (console.warn), twice a request: a harmless upstream stub (@gradio/client, its
   // fetch-based stream), not an error of this page. Only that exact message is dropped.
   const warn = console.warn.bind(console);
+  const group = console.groupCollapsed.bind(console), end = console.groupEnd.bind(console);
+  // Gradio's ImageEditor (Touch-up) calls PixiJS 7 methods that PixiJS 8 still runs but announces as deprecated
+  // (Graphics#beginFill/drawRect/endFill, DRAW_MODES.NEAREST, fill(colour, alpha), render's second argument):
+  // one collapsed console group each, when the editor first opens. PixiJS's own switch (its documented
+  // `deprecation.quiet`) sits inside Gradio's bundle, out of a page's reach, and ImageEditor passes no such
+  // flag: a workaround of that Gradio issue (js/imageeditor), to go when Gradio moves to the PixiJS 8 calls.
+  // Dropped: only a group that PixiJS opens with its exact format string, the stack it warns inside (PixiJS
+  // writes the three at once, synchronously), and that group's end.
+  const PIXI_DEPRECATION = '%cPixiJS Deprecation Warning: %c%s';
+  let inPixiGroup = false;
+  console.groupCollapsed = (...args) => {
+    if (args[0] === PIXI_DEPRECATION) { inPixiGroup = true; return; }
+    group(...args);
+  };
+  console.groupEnd = (...args) => {
+    if (inPixiGroup) { inPixiGroup = false; return; }
+    end(...args);
+  };
   console.warn = (...args) => {
+    if (inPixiGroup) return;
     if (args.length === 1 && args[0] === 'Method not implemented.') return;
     warn(...args);
   };
@@ -317,6 +336,16 @@ or says why not.";
 
 /* The before/after handle, when the keyboard has it. */
 [data-testid=slider][role=slider]:focus-visible { outline: 3px solid var(--color-accent); outline-offset: 2px; }
+/* Focus is visible on every control (test_focus_is_visible_on_every_control): Gradio's primary buttons, its radio
+   buttons (Run on, Precision, the gallery's format) and the table's grid show no change of their own when the
+   keyboard reaches them. A ring in the accent colour (8:1 on white; written out, as inside a primary button
+   Gradio's --color-accent is white), only for keyboard focus (:focus-visible). A radio button's or a checkbox's
+   ring goes round its label: on the chosen pill, itself in the accent colour, a ring on the input would not show. */
+button:focus-visible, a:focus-visible, summary:focus-visible, [tabindex]:not(input):not(textarea):focus-visible,
+label:has(> input[type=radio]:focus-visible), label:has(> input[type=checkbox]:focus-visible) {
+  outline: 3px solid #4338ca !important; outline-offset: 2px;
+}
+#gallery-status [tabindex]:focus-visible { outline-offset: -3px; }  /* inside the table's own frame */
 
 /* The run row: the model and the button under the input. */
 /* The model's words on a line of their own, so that the closed menu shows them whole at every width. */
@@ -373,6 +402,20 @@ figure.recent .axis line { stroke: #94a3b8; }
 /* The webcam: frames per second beside the video. */
 #live-row { gap: 4px; }
 #live button { white-space: nowrap; }
+/* Nothing over the pictures (test_no_webcam_control_covers_the_live_video). Gradio draws its Start live/Stop
+   button over the bottom of the video, and the boxes' labels and the cutout's icons over their tops; here the
+   labels take a line of their own above the picture (as Gradio's own unfloated label does), the cutout's icons
+   sit on that line at the box's right (their wrapper is placed against the block once the image container is
+   static), and the button (the snapshot's too) a line of its own under the video. Only Gradio's unhashed hooks
+   are used: data-testid attributes and the plain class names (button-wrap, image-container), not the svelte-xxxx
+   classes, which change with each Gradio build. */
+#live [data-testid=block-label], #live-out [data-testid=block-label], #snapshot [data-testid=block-label] {
+  position: static; margin: var(--block-label-margin) 0 var(--block-label-margin) var(--block-label-margin);
+}
+#live-out .image-container { position: static; }
+#live [data-testid=webcam-video] ~ .button-wrap, #snapshot [data-testid=webcam-video] ~ .button-wrap {
+  position: static; transform: none; width: fit-content; margin: var(--size-2) auto; box-shadow: none;
+}
 .fps { font-variant-numeric: tabular-nums; font-size: 0.95rem; }
 
 /* A phone: one column; the boxes shorter, so the result and its download fit the first screen. */

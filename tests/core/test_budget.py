@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ from PIL import Image
 from base.errors import ImageTooComplex
 from core import Engine, RemovalOptions, load_settings
 from core.budget import INPUT_BYTES_PER_PIXEL, MIB, MemoryBudget, declared_pixels, request_cost
-from models.registry import MODELS
 from tests.core.helpers import encoded, png_bytes, png_header_only
 
 
@@ -85,23 +83,14 @@ def test_a_batch_over_the_budget_runs_in_parts_that_fit() -> None:
 def test_a_familys_own_memory_counts(tmp_path: Path) -> None:
     """sam's masks warped back and cloth's three stacked cutouts hold more per pixel than one cutout:
     a budget that one cutout of a megapixel fits refuses them, before anything is decoded."""
-    from tests.core.test_families import _custom, tiny_graph, tiny_sam_decoder, tiny_sam_encoder
+    from tests.core.test_families import _custom, tiny_graph, tiny_sam_model
 
     image = encoded(Image.new("RGB", (1000, 1000), (90, 120, 200)), "PNG")
     one_cutout = 1000 * 1000 * INPUT_BYTES_PER_PIXEL
     engine = Engine(load_settings(["--model-home", str(tmp_path), "--memory-budget-mb", str(2 * one_cutout // MIB)]))
     cloth = tiny_graph(tmp_path / "cloth.onnx", 768, 4, scale=8.0)
     engine.sessions.register(_custom("tiny-cloth", "u2net_cloth_seg", "u2net_cloth_seg"), cloth)
-    encoder = tiny_sam_encoder(tmp_path / "tiny-sam.encoder.onnx")
-    tiny_sam_decoder(tmp_path / "tiny-sam.decoder.onnx")
-    sam = replace(
-        MODELS["sam"],
-        name="tiny-sam",
-        filename=encoder.name,
-        sources=(),
-        companions=(("tiny-sam.decoder.onnx", "", ""),),
-    )
-    engine.sessions.register(sam, encoder)
+    engine.sessions.register(*tiny_sam_model(tmp_path))
     assert engine.remove(image, RemovalOptions(model="tiny-cloth", extras='{"cc": "upper"}')).image.size == (1000, 1000)
     for options in (RemovalOptions(model="tiny-cloth"), RemovalOptions(model="tiny-sam")):
         with pytest.raises(ImageTooComplex, match="memory budget"):

@@ -313,9 +313,13 @@ def tiny_sam_decoder(path: Path) -> Path:
 
 @pytest.fixture
 def tiny_sam(tmp_path: Path) -> tuple[ModelSpec, Path]:
+    return tiny_sam_model(tmp_path)
+
+
+def tiny_sam_model(folder: Path) -> tuple[ModelSpec, Path]:
     """sam's registry entry on the stand-in encoder, its decoder beside it as the companion."""
-    encoder = tiny_sam_encoder(tmp_path / "tiny-sam.encoder.onnx")
-    tiny_sam_decoder(tmp_path / "tiny-sam.decoder.onnx")
+    encoder = tiny_sam_encoder(folder / "tiny-sam.encoder.onnx")
+    tiny_sam_decoder(folder / "tiny-sam.decoder.onnx")
     spec = replace(
         MODELS["sam"],
         name="tiny-sam",

@@ -26,6 +26,14 @@ FAST = "u2netp"
 FAST_ON_CPU = "u2net-int8"
 #: Built for CPUs: not offered on a GPU provider (the benchmark measures it there when asked).
 CPU_ONLY = frozenset({"u2net-int8"})
+#: Built for GPUs: not offered on a CPU, where they give u2net's masks more slowly (float16 is
+#: emulated, a batch dimension gains nothing); the API still runs them where a caller names them.
+GPU_ONLY = frozenset({"u2net-fp16", "u2net-dynamic"})
+
+
+def offered(name: str, where: str) -> bool:
+    """Whether the menus offer ``name`` on the provider ``where``: not a build for the other kind of machine."""
+    return name not in (CPU_ONLY if PROVIDERS[where].gpu else GPU_ONLY)
 
 
 def _where(settings: Settings, provider: str) -> str:
@@ -101,7 +109,7 @@ def model_facts(settings: Settings, provider: str = "auto") -> list[dict[str, An
                 "description": spec.description,
                 "family": spec.family,
                 "ready": st.verified,
-                "offered": not (PROVIDERS[where].gpu and spec.name in CPU_ONLY),
+                "offered": offered(spec.name, where),
                 "measured": figures,
                 "summary": measured.describe(figures),
                 "path": str(st.path) if st.verified else None,

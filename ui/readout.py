@@ -363,6 +363,14 @@ def more_models_html(settings: Settings) -> str:
         if rows
         else ""
     )
+    # Here, but built for the other kind of machine (core.catalog.offered): said, so that none goes missing.
+    elsewhere = [
+        f"<li><b>{esc(f['name'])}</b>: {esc(f['description'])}</li>"
+        for f in facts
+        if f["name"] not in here and f["ready"] and not f["offered"]
+    ]
+    if elsewhere:
+        more += f"<p>On this server, built for another kind of machine:</p><ul>{''.join(elsewhere)}</ul>"
     title = "What the model choices mean" + (f", and {len(rows)} more models" if rows else "")
     return (
         f'<details class="more-models"><summary>{title}</summary>'

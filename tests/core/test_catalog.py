@@ -45,6 +45,14 @@ def test_on_a_gpu_int8_is_not_offered_and_the_fast_model_is_u2netp(
     assert facts["u2net-int8"]["offered"] is False and facts["u2net"]["offered"] is True
 
 
+def test_each_build_is_offered_on_the_machine_it_is_built_for() -> None:
+    """A GPU build on a CPU gives u2net's masks more slowly; int8 on a GPU is not what it was built for."""
+    assert not catalog.offered("u2net-fp16", "cpu") and not catalog.offered("u2net-dynamic", "openvino")
+    assert catalog.offered("u2net-fp16", "cuda") and catalog.offered("u2net-dynamic", "tensorrt")
+    assert catalog.offered("u2net-int8", "cpu") and not catalog.offered("u2net-int8", "cuda")
+    assert all(catalog.offered(name, where) for name in ("u2net", "u2netp") for where in ("cpu", "cuda"))
+
+
 def test_model_facts_say_what_is_ready_measured_and_how_to_get_the_rest(tmp_path: Path) -> None:
     settings = dataclasses.replace(load_settings([]), model_home=tmp_path)
     measured.record(tmp_path, "cpu", {"u2netp": {"inference_ms": 127.0, "alpha_mae": 6.31, "iou": 0.853}}, "test")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -100,6 +101,20 @@ def cost_main(argv: list[str]) -> None:
         print(f"wrote {args.chart}")
 
 
+#: The other commands: each module's ``main(argv)``, imported only when asked for (some need Ray or a GPU).
+COMMANDS = {
+    "core": "core_speed",
+    "roundtrip": "roundtrip",
+    "scaling": "scaling",
+    "gpu": "gpu",
+    "arena": "arena",
+    "png": "png",
+    "rest": "rest",
+    "serve": "serve_hop",
+    "models": "models",
+}
+
+
 def main() -> None:
     argv = sys.argv[1:]
     command = argv[0] if argv and not argv[0].startswith("-") else "matrix"
@@ -108,47 +123,10 @@ def main() -> None:
         matrix_main(rest)
     elif command == "cost":
         cost_main(rest)
-    elif command == "core":
-        from benchmark import core_speed
-
-        core_speed.main(rest)
-    elif command == "roundtrip":
-        from benchmark import roundtrip
-
-        roundtrip.main(rest)
-    elif command == "scaling":
-        from benchmark import scaling
-
-        scaling.main(rest)
-    elif command == "gpu":
-        from benchmark import gpu
-
-        gpu.main(rest)
-    elif command == "arena":
-        from benchmark import arena
-
-        arena.main(rest)
-    elif command == "png":
-        from benchmark import png
-
-        png.main(rest)
-    elif command == "rest":
-        from benchmark import rest as rest_benchmark
-
-        rest_benchmark.main(rest)
-    elif command == "models":
-        from benchmark import models as models_benchmark
-
-        models_benchmark.main(rest)
-    elif command == "serve":
-        from benchmark import serve_hop
-
-        serve_hop.main(rest)
+    elif command in COMMANDS:
+        importlib.import_module(f"benchmark.{COMMANDS[command]}").main(rest)
     else:
-        sys.exit(
-            f"python -m benchmark: unknown command {command!r} "
-            "(matrix, cost, core, roundtrip, scaling, gpu, arena, png, rest, serve, models)"
-        )
+        sys.exit(f"python -m benchmark: unknown command {command!r} ({', '.join(['matrix', 'cost', *COMMANDS])})")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import io
+import logging
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +24,31 @@ ARTIFACTS = Path(__file__).parent / "_artifacts"
 #: Real photos (input, alpha-bearing or not) used for parity checks: the variants' evaluation photos.
 PHOTOS = EVAL_PHOTOS
 __all__ = ["PHOTOS_DIR", "ROOT", "Server", "free_port", "launch_server", "stop_server"]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Once the run is reported, the test process ends without Python's finalization, with pytest's exit status.
+
+    One CI run of the slow tier passed every test, printed its summary, and then died of a segmentation fault in
+    finalization (exit 139). This process has hosted native runtimes that no product process combines: Ray's driver
+    started and shut down once per Ray test module (which Ray does not support in one process: ray-project/ray#31145),
+    OpenVINO, onnxruntime and numba, with their threads. The product's own processes (the server, ``app.py batch``,
+    ``serve run``) are tested as subprocesses, with their exit codes, so nothing of theirs is skipped here.
+    """
+    atexit.register(_end_now, int(exitstatus))
+
+
+def _end_now(status: int) -> None:
+    """Registered last, so it runs first at exit: after every test fixture and pytest's own cleanup."""
+    if "ray" in sys.modules:  # a Ray a test left running: its processes go with us, as Ray's own exit hook would do
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def photo_bytes(name: str) -> bytes:

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from base.providers import PROVIDERS
 from core import Engine, RemovalOptions, load_settings
@@ -917,11 +919,7 @@ def test_screenshots_of_every_tab(open_page: OpenPage, size: str) -> None:
     wait_for_images_loaded(page, "#gallery img")
     screenshot(page, f"gallery-{size}")
 
-    if page.get_by_role("tab", name="Benchmark").count():
-        page.get_by_role("tab", name="Benchmark").click()
-    else:  # on a phone the last tab sits behind Gradio's overflow menu
-        page.get_by_role("button", name="More tabs").click()
-        page.locator("#tabs .overflow-dropdown button").filter(has_text="Benchmark").click()
+    open_tab(page, "Benchmark")
     expect(page.locator("#benchmark-run")).to_be_visible()
     screenshot(page, f"benchmark-{size}")
 
@@ -1116,16 +1114,37 @@ def axe_findings(page: Page) -> list[str]:
     return list(page.evaluate(AXE_RUN_JS))
 
 
+def open_tab(page: Page, tab: str) -> None:
+    """Opens a tab from the bar or, where it does not fit (the last ones on a phone), from Gradio's overflow menu.
+
+    Gradio measures the bar after the page mounts and only then shows it, with what does not fit moved into the
+    menu; until then a tab is in neither place. So each try looks where the tab is now, and tries again until the
+    page load timeout; a try that opens the menu and finds no such tab closes it again on the next.
+    """
+    direct = page.get_by_role("tab", name=tab, exact=True).first
+    listed = page.locator("#tabs .overflow-dropdown button").filter(has_text=tab).first
+    more = page.get_by_role("button", name="More tabs").first
+    shown = page.locator(f"#tab-{tab.lower()}")
+    deadline = time.monotonic() + PAGE_LOAD_MS / 1000
+    while True:
+        try:
+            if direct.is_visible():
+                direct.click(timeout=2_000)
+            else:
+                if not listed.is_visible() and more.is_visible():
+                    more.click(timeout=2_000)
+                listed.click(timeout=2_000)
+            expect(shown).to_be_visible(timeout=2_000)
+            return
+        except (AssertionError, PlaywrightTimeout):
+            if time.monotonic() > deadline:
+                raise
+
+
 def visit_tabs(page: Page, size: str) -> Iterator[str]:
     """Each tab in turn (on a phone the last ones sit behind Gradio's overflow menu); yields its name."""
     for tab in ("Upload", "Webcam", "Gallery", "Benchmark"):
-        direct = page.get_by_role("tab", name=tab, exact=True)
-        if direct.count() and direct.first.is_visible():
-            direct.first.click()
-        else:
-            page.get_by_role("button", name="More tabs").first.click()
-            page.locator("#tabs .overflow-dropdown button").filter(has_text=tab).first.click()
-        expect(page.locator(f"#tab-{tab.lower()}")).to_be_visible()
+        open_tab(page, tab)
         yield tab
 
 
